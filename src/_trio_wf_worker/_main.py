@@ -1,0 +1,219 @@
+"""The loop a worker process runs: read a job, run it, send the outcome back.
+
+Blocking I/O on two pipes, nothing else: no threads, no event loop.  The first
+message is the configuration (the parent's ``sys.path``, its pid, the idle timeout
+and the pickled ``init``/``retire`` callables); every later one is a job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import select
+import signal
+import sys
+import types
+from typing import Any
+
+from ._protocol import (
+    BYE,
+    CONFIG,
+    ERROR,
+    EXIT_CLEAN,
+    EXIT_RETIRE_FAILED,
+    INIT_FAILED,
+    OK,
+    READY,
+    RETIRE_FAILED,
+    BlockingReader,
+    describe_callable,
+    dumps,
+    dumps_exception,
+    flush_std_streams,
+    format_exception_text,
+    frame,
+    write_all,
+)
+
+# poll() takes milliseconds in a C int: wait at most ~24 days per call.
+_MAX_POLL_MS = 2**31 - 1
+_PR_SET_PDEATHSIG = 1
+
+
+def ignore_sigint() -> None:
+    """Ctrl+C is the parent's business: it cancels, and may kill us."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent blocks SIGINT while it starts us, so that a Ctrl+C during start-up
+    # cannot print a KeyboardInterrupt traceback here; a pending one is now dropped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL us when our parent dies (a busy worker sees no EOF)."""
+    if sys.platform != "linux":  # pragma: no cover, Linux CI only
+        return
+    import ctypes  # noqa: PLC0415  (Linux only)
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died before prctl() took effect: then nobody will ever
+    # signal us, so check, and leave by ourselves.
+    if os.getppid() != parent_pid:
+        os._exit(EXIT_CLEAN)
+
+
+def _close_on_fork(fds: tuple[int, ...]) -> None:
+    # A task may fork (multiprocessing's "fork" pools do).  Such a grandchild must
+    # not keep our pipe ends open, or the parent would never see EOF when we die.
+    def close() -> None:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    os.register_at_fork(after_in_child=close)
+
+
+def _run_job(payload: bytes) -> bytes:
+    try:
+        fn, args = pickle.loads(payload)
+    except BaseException as exc:
+        error = pickle.UnpicklingError(
+            f"could not unpickle the job in worker process {os.getpid()}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        error.__cause__ = exc
+        return frame(ERROR, dumps_exception(error))
+    try:
+        result = fn(*args)
+        if isinstance(result, types.CoroutineType):
+            result.close()  # no "never awaited" warning
+            msg = (
+                f"run_sync expected a sync function, but {describe_callable(fn)} "
+                "returned a coroutine"
+            )
+            raise TypeError(msg)
+    except BaseException as exc:
+        # Drop this frame from the traceback the caller will see.
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            exc.__traceback__ = exc.__traceback__.tb_next
+        return frame(ERROR, dumps_exception(exc))
+    try:
+        return frame(OK, dumps(result))
+    except Exception as exc:
+        error = TypeError(
+            f"the result of {describe_callable(fn)} could not be pickled: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        error.__cause__ = exc
+        return frame(ERROR, dumps_exception(error))
+
+
+def _wait_for_job(poller: select.poll, reader: BlockingReader, timeout: float) -> bool:
+    """Return whether a job (or EOF) arrived within ``timeout`` seconds."""
+    if math.isinf(timeout) or reader.has_buffered():
+        return True
+    while timeout * 1000 > _MAX_POLL_MS:
+        if poller.poll(_MAX_POLL_MS):
+            return True
+        timeout -= _MAX_POLL_MS / 1000
+    return bool(poller.poll(math.ceil(timeout * 1000)))
+
+
+def serve(job_fd: int, result_fd: int) -> int:
+    """Serve jobs until the parent closes the pipe; return the exit status."""
+    _close_on_fork((job_fd, result_fd))
+    reader = BlockingReader(job_fd)
+    try:
+        kind, payload = reader.read_message()
+    except EOFError:
+        return EXIT_CLEAN
+    if kind != CONFIG:  # pragma: no cover, protocol invariant
+        msg = f"expected the configuration message, got kind {kind}"
+        raise RuntimeError(msg)
+    config: dict[str, Any] = pickle.loads(payload)
+    # Set the path before unpickling init/retire: they may live in the parent's
+    # modules, found through sys.path entries added at run time.
+    sys.path[:] = config["sys_path"]
+    die_with_parent(config["parent_pid"])
+    try:
+        init, retire = pickle.loads(config["callables"])
+        init()
+    except BaseException as exc:
+        _send(result_fd, frame(INIT_FAILED, dumps_exception(exc)))
+        return 1
+    if not _send(result_fd, frame(READY)):
+        return EXIT_CLEAN
+    idle_timeout: float = config["idle_timeout"]
+    poller = select.poll()
+    poller.register(job_fd, select.POLLIN)
+    while True:
+        if not _wait_for_job(poller, reader, idle_timeout):
+            _send(result_fd, frame(BYE))
+            return EXIT_CLEAN
+        try:
+            kind, payload = reader.read_message()
+        except EOFError:
+            return EXIT_CLEAN  # the parent closed the pipe: a graceful shutdown
+        if not _send(result_fd, _run_job(payload)):
+            return EXIT_CLEAN
+        try:
+            should_retire = retire()
+        except BaseException as exc:
+            text = format_exception_text(exc)
+            sys.stderr.write(
+                f"trio_wf worker process {os.getpid()}: retire callable "
+                f"{describe_callable(retire)} raised:\n{text}"
+            )
+            _send(result_fd, frame(RETIRE_FAILED, text.encode()))
+            return EXIT_RETIRE_FAILED
+        if should_retire:
+            _send(result_fd, frame(BYE))
+            return EXIT_CLEAN
+
+
+def _send(fd: int, data: bytes) -> bool:
+    """Send one message; return False if the parent is gone (EPIPE)."""
+    try:
+        write_all(fd, data)
+    except OSError:
+        return False
+    return True
+
+
+def spawn_main(job_fd: int, result_fd: int) -> None:
+    """Entry point of a worker started with the spawn method (a fresh interpreter)."""
+    code = serve(job_fd, result_fd)
+    flush_std_streams()
+    sys.exit(code)
+
+
+def close_fds_except(keep: tuple[int, ...]) -> None:
+    """Close every file descriptor above stderr except ``keep`` (after a fork)."""
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def forked_main(job_fd: int, result_fd: int) -> None:
+    """Entry point of a forked worker; never returns into the parent's code."""
+    code = 1
+    try:
+        ignore_sigint()
+        signal.set_wakeup_fd(-1)
+        close_fds_except((job_fd, result_fd))
+        code = serve(job_fd, result_fd)
+    except BaseException:
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exc()
+    finally:
+        flush_std_streams()
+        # os._exit: the atexit handlers and finalizers we inherited belong to the
+        # parent (they would shut down *its* workers from here).
+        os._exit(code)

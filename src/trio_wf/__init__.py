@@ -1,0 +1,47 @@
+"""trio_wf: run CPU-bound Python in parallel from Trio, and workflows on top."""
+
+from __future__ import annotations
+
+from _trio_wf_worker._policies import RetirePolicy as RetirePolicy
+from _trio_wf_worker._protocol import RemoteError as RemoteError
+
+from ._abc import SupportsRunSync as SupportsRunSync
+from ._context import (
+    WorkerContext as WorkerContext,
+    WorkerContextStatistics as WorkerContextStatistics,
+    WorkerType as WorkerType,
+    open_worker_context as open_worker_context,
+)
+from ._defaults import (
+    cache_scope as cache_scope,
+    configure_default_context as configure_default_context,
+    current_default_worker_limiter as current_default_worker_limiter,
+    default_context_statistics as default_context_statistics,
+    run_sync as run_sync,
+)
+from ._errors import BrokenWorkerError as BrokenWorkerError, WorkerExit as WorkerExit
+from ._retire import retire_policy as retire_policy
+from ._util import fixup_module_metadata as _fixup_module_metadata
+from ._version import __version__ as __version__
+
+__all__ = (
+    "BrokenWorkerError",
+    "RemoteError",
+    "RetirePolicy",
+    "SupportsRunSync",
+    "WorkerContext",
+    "WorkerContextStatistics",
+    "WorkerExit",
+    "WorkerType",
+    "__version__",
+    "cache_scope",
+    "configure_default_context",
+    "current_default_worker_limiter",
+    "default_context_statistics",
+    "open_worker_context",
+    "retire_policy",
+    "run_sync",
+)
+
+_fixup_module_metadata(__name__, globals())
+del _fixup_module_metadata

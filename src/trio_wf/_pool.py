@@ -1,0 +1,348 @@
+"""The worker cache behind a `WorkerContext`: take a worker, run, put it back.
+
+A call takes the most recently used idle worker (or starts one), sends the job,
+waits for the reply and puts the worker back.  Every way a worker can leave is
+detected on the pipe, without polling:
+
+* a reply: the job ran (its result or exception goes to the caller);
+* ``BYE``: the worker left *without taking the job* (idle timeout, ``retire``), so
+  the job is resubmitted to another worker and the race is invisible;
+* ``RETIRE_FAILED``: ``retire`` raised after the previous job; this call fails with
+  `BrokenWorkerError` (the job never ran);
+* EOF: the worker died; this call alone fails with `BrokenWorkerError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import pickle
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import outcome
+import trio
+
+from _trio_wf_worker._protocol import (
+    BYE,
+    ERROR,
+    INIT_FAILED,
+    JOB,
+    OK,
+    READY,
+    RETIRE_FAILED,
+    describe_callable,
+    dumps,
+    frame,
+)
+
+from . import _proc
+from ._errors import BrokenWorkerError, WorkerExit
+from ._worker import ProcessWorker, WorkerDied
+
+Launcher = Callable[[], Awaitable[_proc.Launched]]
+
+# Pools that may hold workers, for the interpreter-exit shutdown.
+_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+class WorkerPool:
+    """Idle worker processes of one configuration, and the calls that use them."""
+
+    def __init__(
+        self,
+        launch: Launcher,
+        *,
+        idle_timeout: float,
+        init: Callable[[], object],
+        retire: Callable[[], object],
+        grace_period: float,
+    ) -> None:
+        self._launch = launch
+        self._idle_timeout = idle_timeout
+        self._grace_period = grace_period
+        self._init_name = describe_callable(init)
+        self._retire_name = describe_callable(retire)
+        try:
+            self._callables = dumps((init, retire))
+        except Exception as exc:
+            msg = (
+                f"init ({self._init_name}) and retire ({self._retire_name}) must be "
+                f"picklable to reach the workers: {exc}"
+            )
+            raise TypeError(msg) from exc
+        self._idle: list[ProcessWorker] = []
+        # Workers that said goodbye and are exiting by themselves; reaped lazily,
+        # off the path of the call that noticed.
+        self._leaving: list[ProcessWorker] = []
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._closed = False
+        self._drained: trio.Event | None = None
+        _live_pools.add(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> tuple[int, int]:
+        """Return ``(idle workers alive, calls in progress)``."""
+        self._prune()
+        return len(self._idle), self._calls
+
+    @trio.lowlevel.enable_ki_protection
+    async def run_sync(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        *,
+        kill_on_cancel: bool,
+        limiter: Any,
+    ) -> Any:
+        async with limiter:
+            if self._closed:
+                msg = "this worker context is closed"
+                raise trio.ClosedResourceError(msg)
+            job = _pickle_job(fn, args)
+            with self._lock:
+                self._calls += 1
+            try:
+                while True:
+                    # kill_on_cancel=False: the job is shielded and its result is
+                    # returned; the cancellation is delivered at the next checkpoint.
+                    with trio.CancelScope(shield=not kill_on_cancel):
+                        result = await self._attempt(fn, job)
+                    if result is not None:
+                        return result.unwrap()
+                    # Resubmitting: stay cancellable even while KI-protected.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+            finally:
+                with self._lock:
+                    self._calls -= 1
+                    drained = self._closed and not self._calls
+                if drained and self._drained is not None:
+                    self._drained.set()
+
+    async def _attempt(self, fn: Any, job: bytes) -> outcome.Outcome[Any] | None:
+        worker = await self._take()
+        try:
+            kind, payload = await worker.run(job)
+        except WorkerDied:
+            died = await worker.kill_and_reap()
+            msg = f"{died.describe()} while running {describe_callable(fn)}"
+            raise BrokenWorkerError(msg, died) from None
+        except BaseException:
+            # Cancelled (kill_on_cancel=True) or interrupted mid-message: the
+            # worker's state is unknown, so it goes.
+            await worker.kill_and_reap()
+            raise
+        if kind == OK:
+            self._put_back(worker)
+            try:
+                return outcome.Value(pickle.loads(payload))
+            except Exception as exc:
+                return outcome.Error(_unpickling_error("result", fn, worker, exc))
+        if kind == ERROR:
+            self._put_back(worker)
+            try:
+                error: BaseException = pickle.loads(payload)
+            except Exception as exc:
+                error = _unpickling_error("exception", fn, worker, exc)
+            else:
+                if hasattr(error, "add_note"):
+                    error.add_note(f"(raised in trio_wf worker process {worker.pid})")
+            return outcome.Error(error)
+        await self._goodbye(worker, kind, payload)
+        return None
+
+    async def _take(self) -> ProcessWorker:
+        while self._idle:
+            try:
+                worker = self._idle.pop()
+            except IndexError:  # pragma: no cover, another trio thread emptied it
+                break
+            if not worker.has_news():
+                return worker
+            try:
+                kind, payload = await worker.receive()
+            except WorkerDied:
+                kind, payload = None, b""
+            await self._goodbye(worker, kind, payload)
+        self._reap_leaving()
+        return await self._start_worker()
+
+    async def _goodbye(self, worker: ProcessWorker, kind: int | None, payload: Any) -> None:
+        """Deal with a worker that left without taking a job."""
+        if kind == BYE:
+            self._leaving.append(worker)
+            return
+        died = await worker.kill_and_reap()
+        if kind == RETIRE_FAILED:
+            msg = (
+                f"retire callable {self._retire_name} raised in worker process "
+                f"{worker.pid} after its previous job; this call was not run. "
+                f"Remote traceback:\n{bytes(payload).decode(errors='replace')}"
+            )
+            raise BrokenWorkerError(msg, died)
+        # EOF: the worker died while idle (killed from outside): just drop it.
+
+    async def _start_worker(self) -> ProcessWorker:
+        try:
+            worker, kind, payload = await ProcessWorker.start(
+                self._launch, self._idle_timeout, self._callables
+            )
+        except WorkerDied as exc:
+            died = exc.args[0]
+            msg = f"{died.describe()} while starting up; see its stderr"
+            raise BrokenWorkerError(msg, died) from None
+        if kind == READY:
+            return worker
+        died = await worker.kill_and_reap()
+        if kind == INIT_FAILED:
+            msg = (
+                f"init callable {self._init_name} raised in new worker process "
+                f"{worker.pid}; the call was not run"
+            )
+            try:
+                cause: BaseException | None = pickle.loads(payload)
+            except Exception as exc:
+                cause = exc
+            raise BrokenWorkerError(msg, died) from cause
+        msg = f"new worker process {worker.pid} sent unexpected message kind {kind}"
+        raise BrokenWorkerError(msg, died)  # pragma: no cover, protocol invariant
+
+    def _put_back(self, worker: ProcessWorker) -> None:
+        if self._closed:
+            worker.shutdown()
+            self._leaving.append(worker)
+        else:
+            self._idle.append(worker)
+
+    def _prune(self) -> None:
+        """Move idle workers that left (idle timeout, retire, death) out of the cache."""
+        for worker in [w for w in self._idle if w.has_news()]:
+            self._idle.remove(worker)
+            self._leaving.append(worker)
+        self._reap_leaving()
+
+    def _reap_leaving(self) -> None:
+        for worker in [w for w in self._leaving if w.process.poll() is not None]:
+            self._leaving.remove(worker)
+            worker.release()
+
+    def retire_idle(self) -> None:
+        """Stop caching: idle workers exit now, busy ones after their call.
+
+        The pool stays registered, so the interpreter-exit hook reaps them.
+        """
+        self._closed = True
+        for worker in self._idle:
+            worker.shutdown()
+        self._leaving += self._idle
+        self._idle = []
+
+    async def aclose(self) -> None:
+        """Wait for running calls, then shut the workers down (shielded)."""
+        self._closed = True
+        _live_pools.discard(self)
+        with trio.CancelScope(shield=True):
+            with self._lock:
+                if self._calls:
+                    self._drained = trio.Event()
+            if self._drained is not None:
+                await self._drained.wait()
+            workers = self._take_all()
+            with trio.move_on_after(self._grace_period):
+                for worker in workers:
+                    await worker.process.wait()
+            killed = _kill_remaining(workers)
+            exits = [await worker.reap() for worker in workers]
+        _raise_if_unclean(exits, killed, self._grace_period)
+
+    def shutdown_blocking(self) -> None:
+        """`aclose` without trio, for interpreter exit: running calls are gone."""
+        self._closed = True
+        _live_pools.discard(self)
+        workers = self._take_all()
+        deadline = time.monotonic() + self._grace_period
+        for worker in workers:
+            worker.process.wait_blocking(max(deadline - time.monotonic(), 0))
+        killed = _kill_remaining(workers)
+        exits = []
+        for worker in workers:
+            code = worker.process.wait_blocking(math.inf)
+            worker.release()
+            exits.append(WorkerExit(worker.pid, code))
+        _raise_if_unclean(exits, killed, self._grace_period)
+
+    def _take_all(self) -> list[ProcessWorker]:
+        workers, self._idle, self._leaving = self._idle + self._leaving, [], []
+        for worker in workers:
+            worker.shutdown()
+        return workers
+
+
+def _kill_remaining(workers: list[ProcessWorker]) -> set[int]:
+    killed = set()
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            killed.add(worker.pid)
+    return killed
+
+
+def _raise_if_unclean(exits: list[WorkerExit], killed: set[int], grace: float) -> None:
+    bad = [e for e in exits if e.pid in killed or e.exitcode != 0]
+    if not bad:
+        return
+    details = "; ".join(
+        f"worker process {e.pid} was killed after the {grace}s grace period"
+        if e.pid in killed
+        else e.describe()
+        for e in bad
+    )
+    msg = (
+        f"graceful shutdown failed: {len(bad) - len(killed)} worker(s) exited "
+        f"uncleanly and {len(killed)} were killed: {details}"
+    )
+    raise BrokenWorkerError(msg, *bad)
+
+
+def _pickle_job(fn: Any, args: Sequence[Any]) -> bytes:
+    try:
+        return frame(JOB, dumps((fn, tuple(args))))
+    except Exception as exc:
+        msg = (
+            f"could not pickle the call to {describe_callable(fn)} (the function or "
+            f"its arguments) to send it to a worker: {type(exc).__name__}: {exc}"
+        )
+        raise pickle.PicklingError(msg) from exc
+
+
+def _unpickling_error(
+    what: str, fn: Any, worker: ProcessWorker, exc: Exception
+) -> pickle.UnpicklingError:
+    msg = (
+        f"could not unpickle the {what} of {describe_callable(fn)} sent by worker "
+        f"process {worker.pid}: {type(exc).__name__}: {exc}"
+    )
+    error = pickle.UnpicklingError(msg)
+    error.__cause__ = exc
+    return error
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    # Our own hook, not multiprocessing's: workers get EOF, exit 0 and run their
+    # own atexit handlers; stragglers are killed after their grace period.
+    for pool in list(_live_pools):
+        try:
+            pool.shutdown_blocking()
+        except BrokenWorkerError as exc:  # pragma: no cover, reported, not raised
+            import sys  # noqa: PLC0415
+
+            sys.stderr.write(f"trio_wf: at exit: {exc}\n")
+    _proc.close_forkserver()

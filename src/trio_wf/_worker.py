@@ -1,0 +1,165 @@
+"""The parent's handle on one worker process: framed messages over its pipes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from _trio_wf_worker._protocol import CONFIG, HEADER, frame
+
+from ._errors import WorkerExit
+from ._proc import ChildProcess, Launched, close_fds
+
+_READ_SIZE = 1 << 16
+
+
+class WorkerDied(Exception):
+    """The worker's pipe reached EOF: it died (the pool turns this into an error)."""
+
+
+class ProcessWorker:
+    """One worker process, seen from the parent.
+
+    ``run`` sends a framed job and returns the framed reply.  The pipes are
+    non-blocking; a small message costs one ``write`` and one ``read``.
+    """
+
+    __slots__ = ("_buffer", "_recv_fd", "_send_fd", "pid", "process")
+
+    def __init__(self, launched: Launched) -> None:
+        self.process: ChildProcess = launched.process
+        self.pid = launched.process.pid
+        self._send_fd: int | None = launched.send_fd
+        self._recv_fd = launched.recv_fd
+        self._buffer = b""
+
+    @classmethod
+    async def start(
+        cls,
+        launch: Callable[[], Awaitable[Launched]],
+        idle_timeout: float,
+        callables: bytes,
+    ) -> tuple[ProcessWorker, int, bytes]:
+        """Start a worker; return it with its first reply (`READY` or an error)."""
+        launched = await launch()
+        worker = cls(launched)
+        try:
+            config = pickle.dumps(
+                {
+                    "sys_path": sys.path,
+                    "parent_pid": launched.parent_pid,
+                    "idle_timeout": idle_timeout,
+                    "callables": callables,
+                },
+                pickle.HIGHEST_PROTOCOL,
+            )
+            kind, payload = await worker.run(frame(CONFIG, config))
+        except WorkerDied:
+            raise WorkerDied(await worker.kill_and_reap()) from None
+        except BaseException:
+            await worker.kill_and_reap()
+            raise
+        return worker, kind, payload
+
+    async def run(self, message: bytes) -> tuple[int, bytes | bytearray]:
+        """Send one message and wait for the reply; raise `WorkerDied` on EOF."""
+        await self._send(message)
+        return await self.receive()
+
+    async def _send(self, data: bytes) -> None:
+        fd = self._send_fd
+        assert fd is not None
+        try:
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            view = memoryview(data)[sent:]
+            while view:
+                await trio.lowlevel.wait_writable(fd)
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    pass
+        except BrokenPipeError:
+            raise WorkerDied from None
+
+    async def receive(self) -> tuple[int, bytes | bytearray]:
+        """Wait for the next whole message from the worker."""
+        buffer = self._buffer
+        while len(buffer) < HEADER.size:
+            buffer += await self._read_some()
+        length, kind = HEADER.unpack_from(buffer)
+        end = HEADER.size + length
+        if len(buffer) >= end:
+            self._buffer = buffer[end:]
+            return kind, buffer[HEADER.size : end]
+        # A large message: read the rest straight into its final buffer.
+        out = bytearray(length)
+        view = memoryview(out)
+        have = len(buffer) - HEADER.size
+        view[:have] = buffer[HEADER.size :]
+        self._buffer = b""
+        while have < length:
+            await trio.lowlevel.wait_readable(self._recv_fd)
+            try:
+                got = os.readv(self._recv_fd, [view[have:]])
+            except BlockingIOError:
+                continue
+            if not got:
+                raise WorkerDied
+            have += got
+        return kind, out
+
+    async def _read_some(self) -> bytes:
+        while True:
+            await trio.lowlevel.wait_readable(self._recv_fd)
+            try:
+                data = os.read(self._recv_fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise WorkerDied
+            return data
+
+    def has_news(self) -> bool:
+        """Whether an idle worker has said something (goodbye) or died, now."""
+        if self._buffer:
+            return True
+        try:
+            data = os.read(self._recv_fd, _READ_SIZE)
+        except BlockingIOError:
+            return False
+        self._buffer += data  # b"" at EOF: receive() then raises WorkerDied
+        return True
+
+    def shutdown(self) -> None:
+        """Close the job pipe: an idle worker sees EOF and exits cleanly."""
+        if self._send_fd is not None:
+            close_fds(self._send_fd)
+            self._send_fd = None
+
+    async def kill_and_reap(self) -> WorkerExit:
+        """SIGKILL the worker and wait for it (shielded: it is already dying)."""
+        self.process.kill()
+        return await self.reap()
+
+    async def reap(self) -> WorkerExit:
+        """Wait for the worker to exit (shielded) and release its descriptors."""
+        with trio.CancelScope(shield=True):
+            code = await self.process.wait()
+        self.release()
+        return WorkerExit(self.pid, code)
+
+    def release(self) -> None:
+        """Close the parent's ends of the pipes (the process must be gone)."""
+        self.shutdown()
+        if self._recv_fd >= 0:
+            close_fds(self._recv_fd)
+            self._recv_fd = -1
