@@ -138,6 +138,10 @@ def serve(job_fd: int, result_fd: int) -> int:
     # modules, found through sys.path entries added at run time.
     sys.path[:] = config["sys_path"]
     die_with_parent(config["parent_pid"])
+    if config["authkey"] is not None:
+        from multiprocessing import process  # noqa: PLC0415
+
+        process.current_process().authkey = config["authkey"]
     try:
         init, retire = pickle.loads(config["callables"])
         init()
@@ -200,13 +204,36 @@ def close_fds_except(keep: tuple[int, ...]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
+def _multiprocessing_after_fork() -> tuple[int, ...]:
+    """Do for inherited multiprocessing state what its own fork children do.
+
+    Returns the descriptors to keep: the resource tracker's pipe, which forked
+    children share with their parent (a task's process pool registers its
+    semaphores there).
+    """
+    keep: tuple[int, ...] = ()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:
+        fd = getattr(tracker._resource_tracker, "_fd", None)
+        keep = (fd,) if fd is not None else ()
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._finalizer_registry.clear()
+        util._run_after_forkers()
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process._children.clear()  # the parent's children are not ours to join
+    return keep
+
+
 def forked_main(job_fd: int, result_fd: int) -> None:
     """Entry point of a forked worker; never returns into the parent's code."""
     code = 1
     try:
         ignore_sigint()
         signal.set_wakeup_fd(-1)
-        close_fds_except((job_fd, result_fd))
+        keep = _multiprocessing_after_fork()
+        close_fds_except((job_fd, result_fd, *keep))
         code = serve(job_fd, result_fd)
     except BaseException:
         import traceback  # noqa: PLC0415

@@ -164,13 +164,45 @@ def describe_callable(fn: Any) -> str:
 def dumps_exception(exc: BaseException) -> bytes:
     """Pickle ``exc`` with its traceback and cause chain, or a `RemoteError`."""
     try:
-        from tblib import pickling_support  # noqa: PLC0415  (error path only)
+        import copyreg  # noqa: PLC0415  (error path only)
+
+        from tblib import pickling_support  # noqa: PLC0415
 
         pickling_support.install(exc)
+        # tblib rebuilds exceptions whose class has its own __init__ without
+        # calling it; for builtin ones (SystemExit.code, ImportError.name...) their
+        # own __reduce__ is right, so use it and keep tblib's chain handling.
+        for link in _chain(exc):
+            if type(link).__module__ == "builtins":
+                copyreg.pickle(type(link), _reduce_builtin_exception)
         return dumps(exc)
     except Exception:
         text = "".join(traceback.format_exception(exc))
         return dumps(RemoteError(qualified_name(type(exc)), str(exc), text))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        link = todo.pop()
+        if link is not None and all(link is not s for s in seen):
+            seen.append(link)
+            todo += [link.__cause__, link.__context__]
+    return seen
+
+
+def _reduce_builtin_exception(exc: BaseException) -> tuple[Any, ...]:
+    from tblib.pickling_support import unpickle_exception  # noqa: PLC0415
+
+    func, args, *state = exc.__reduce__()
+    chain = (exc.__cause__, exc.__traceback__, exc.__context__)
+    notes = getattr(exc, "__notes__", None)
+    return (
+        unpickle_exception,
+        (func, args, *chain, exc.__suppress_context__, notes),
+        *state,
+    )
 
 
 def format_exception_text(exc: BaseException) -> str:

@@ -344,6 +344,7 @@ async def launch_forkserver() -> Launched:
     job_r, job_w = _pipe()
     result_r, result_w = _pipe()
     status_r, status_w = os.pipe()
+    os.set_blocking(status_r, False)
     try:
         server.request((job_r, result_w, status_w))
     except BaseException:

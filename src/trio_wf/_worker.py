@@ -54,6 +54,7 @@ class ProcessWorker:
                     "parent_pid": launched.parent_pid,
                     "idle_timeout": idle_timeout,
                     "callables": callables,
+                    "authkey": _multiprocessing_authkey(),
                 },
                 pickle.HIGHEST_PROTOCOL,
             )
@@ -163,3 +164,12 @@ class ProcessWorker:
         if self._recv_fd >= 0:
             close_fds(self._recv_fd)
             self._recv_fd = -1
+
+
+def _multiprocessing_authkey() -> bytes | None:
+    # Share multiprocessing's authkey (as its spawn does), so that Manager proxies
+    # passed to jobs can authenticate; only if the parent uses multiprocessing.
+    mp_process = sys.modules.get("multiprocessing.process")
+    if mp_process is None:
+        return None
+    return bytes(mp_process.current_process().authkey)

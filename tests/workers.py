@@ -1,0 +1,119 @@
+"""Functions that tests send to worker processes.
+
+They live in an importable module (``tests.workers``), so plain pickle sends them by
+reference; tests that need pickling by value define their functions elsewhere.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+_init_calls = 0
+_jobs = 0
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def add(a: int, b: int, *, scale: int = 1) -> int:
+    return (a + b) * scale
+
+
+def raise_chain() -> None:
+    try:
+        raise KeyError("inner cause")
+    except KeyError as exc:
+        raise ValueError("outer", 42) from exc
+
+
+def block(started: Any, release: Any, done: Any | None = None) -> int:
+    """Set ``started``, wait for ``release``, set ``done``; return the pid."""
+    started.set()
+    release.wait()
+    if done is not None:
+        done.set()
+    return os.getpid()
+
+
+def started_then_sleep(started: Any, seconds: float = 3600) -> None:
+    started.set()
+    time.sleep(seconds)
+
+
+def exit_now(code: int) -> None:
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def segfault() -> None:
+    faulthandler.disable()  # keep the test output quiet
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def raise_sigint() -> str:
+    signal.raise_signal(signal.SIGINT)
+    return "survived"
+
+
+def sigint_disposition() -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def count_init() -> None:
+    global _init_calls
+    _init_calls += 1
+
+
+def init_calls() -> tuple[int, int]:
+    return os.getpid(), _init_calls
+
+
+def failing_init() -> None:
+    raise RuntimeError("init exploded")
+
+
+def bad_retire() -> bool:
+    raise AssertionError("retire exploded")
+
+
+def loopy_retire() -> bool:
+    # Stands for a retire that never returns; the grace period must end it.
+    time.sleep(3600)
+    return True
+
+
+def modules_loaded() -> list[str]:
+    return sorted(sys.modules)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def use_process_pools() -> list[int]:
+    """Start a subprocess and two kinds of process pools from inside a worker."""
+    import concurrent.futures
+    import multiprocessing
+
+    out = subprocess.run(
+        [sys.executable, "-c", "print(6 * 7)"], capture_output=True, check=True
+    )
+    results = [int(out.stdout)]
+    for method in ("spawn", "forkserver", "fork"):
+        ctx = multiprocessing.get_context(method)
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+            results.append(sum(pool.map(square, range(4))))
+        with ctx.Pool(2) as mp_pool:
+            results.append(sum(mp_pool.map(square, range(4))))
+    return results
+
+
+def open_fds() -> list[int]:
+    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
