@@ -167,10 +167,13 @@ def serve(job_fd: int, result_fd: int) -> int:
             should_retire = retire()
         except BaseException as exc:
             text = format_exception_text(exc)
-            sys.stderr.write(
-                f"trio_wf worker process {os.getpid()}: retire callable "
-                f"{describe_callable(retire)} raised:\n{text}"
-            )
+            try:
+                sys.stderr.write(
+                    f"trio_wf worker process {os.getpid()}: retire callable "
+                    f"{describe_callable(retire)} raised:\n{text}"
+                )
+            except (OSError, ValueError):  # no usable stderr: the parent still hears
+                pass
             _send(result_fd, frame(RETIRE_FAILED, text.encode()))
             return EXIT_RETIRE_FAILED
         if should_retire:
@@ -226,13 +229,25 @@ def _multiprocessing_after_fork() -> tuple[int, ...]:
     return keep
 
 
+def _std_stream_fds() -> tuple[int, ...]:
+    # sys.stdout and friends may write to descriptors above 2 (redirections,
+    # pytest's capture); a forked worker keeps printing where the parent did.
+    fds = []
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            fds.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # closed, or not a file
+            pass
+    return tuple(fds)
+
+
 def forked_main(job_fd: int, result_fd: int) -> None:
     """Entry point of a forked worker; never returns into the parent's code."""
     code = 1
     try:
         ignore_sigint()
         signal.set_wakeup_fd(-1)
-        keep = _multiprocessing_after_fork()
+        keep = (*_multiprocessing_after_fork(), *_std_stream_fds())
         close_fds_except((job_fd, result_fd, *keep))
         code = serve(job_fd, result_fd)
     except BaseException:

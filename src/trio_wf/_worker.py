@@ -89,7 +89,10 @@ class ProcessWorker:
                 except BlockingIOError:
                     pass
         except BrokenPipeError:
-            raise WorkerDied from None
+            # The worker has stopped reading: it may have said goodbye (idle
+            # timeout, retire) before exiting, so let receive() read what it said;
+            # it raises WorkerDied if that is nothing.
+            pass
 
     async def receive(self) -> tuple[int, bytes | bytearray]:
         """Wait for the next whole message from the worker."""
