@@ -137,7 +137,8 @@ def serve(job_fd: int, result_fd: int) -> int:
     # Set the path before unpickling init/retire: they may live in the parent's
     # modules, found through sys.path entries added at run time.
     sys.path[:] = config["sys_path"]
-    die_with_parent(config["parent_pid"])
+    if config["die_with_parent"]:
+        die_with_parent(config["parent_pid"])
     if config["authkey"] is not None:
         from multiprocessing import process  # noqa: PLC0415
 

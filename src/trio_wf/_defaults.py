@@ -119,12 +119,15 @@ def configure_default_context(
     """Replace the default context used by `run_sync` outside any `cache_scope`.
 
     The arguments are those of :func:`open_worker_context`.  Idle workers of the
-    previous default context are shut down; calls running in it finish normally
-    and their workers exit afterwards.  At interpreter exit the default context's
-    workers are shut down within its ``grace_period``.
+    previous default context are shut down before this returns (waiting at most
+    its ``grace_period``); calls still running in it finish normally and their
+    workers exit afterwards.  At interpreter exit the default context's workers
+    are shut down within its ``grace_period``.
 
     Raises:
         RuntimeError: if called from a thread other than the main thread.
+        BrokenWorkerError: if idle workers of the previous default context did
+            not exit cleanly.
         TypeError, ValueError: for invalid arguments, as `open_worker_context`.
     """
     global _default_context  # noqa: PLW0603
@@ -133,7 +136,7 @@ def configure_default_context(
         raise RuntimeError(msg)
     new = _create_context(idle_timeout, init, retire, grace_period, worker_type)
     old, _default_context = _default_context, new
-    old._pool.retire_idle()
+    old._pool.shutdown_blocking()
 
 
 def default_context_statistics() -> WorkerContextStatistics:

@@ -19,7 +19,6 @@ import math
 import pickle
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -45,8 +44,9 @@ from ._worker import ProcessWorker, WorkerDied
 
 Launcher = Callable[[], Awaitable[_proc.Launched]]
 
-# Pools that may hold workers, for the interpreter-exit shutdown.
-_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+# Pools that may hold workers, for the interpreter-exit shutdown.  Strong
+# references: a replaced default context must still have its workers reaped.
+_live_pools: set[WorkerPool] = set()
 
 
 class WorkerPool:
@@ -233,17 +233,6 @@ class WorkerPool:
             self._leaving.remove(worker)
             worker.release()
 
-    def retire_idle(self) -> None:
-        """Stop caching: idle workers exit now, busy ones after their call.
-
-        The pool stays registered, so the interpreter-exit hook reaps them.
-        """
-        self._closed = True
-        for worker in self._idle:
-            worker.shutdown()
-        self._leaving += self._idle
-        self._idle = []
-
     async def aclose(self) -> None:
         """Wait for running calls, then shut the workers down (shielded)."""
         self._closed = True
@@ -263,9 +252,15 @@ class WorkerPool:
         _raise_if_unclean(exits, killed, self._grace_period)
 
     def shutdown_blocking(self) -> None:
-        """`aclose` without trio, for interpreter exit: running calls are gone."""
+        """Close without trio and without waiting for running calls.
+
+        Used at interpreter exit and when the default context is replaced: idle
+        workers are shut down within the grace period; workers still running a
+        call exit after it, and stay registered for the exit hook.
+        """
         self._closed = True
-        _live_pools.discard(self)
+        if not self._calls:
+            _live_pools.discard(self)
         workers = self._take_all()
         deadline = time.monotonic() + self._grace_period
         for worker in workers:

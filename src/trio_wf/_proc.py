@@ -223,16 +223,26 @@ def _pipe() -> tuple[int, int]:
 class Launched:
     """A just-started worker process and the parent's ends of its pipes."""
 
-    __slots__ = ("parent_pid", "process", "recv_fd", "send_fd")
+    __slots__ = ("die_with_parent", "parent_pid", "process", "recv_fd", "send_fd")
 
     def __init__(
-        self, process: ChildProcess, send_fd: int, recv_fd: int, parent_pid: int
+        self,
+        process: ChildProcess,
+        send_fd: int,
+        recv_fd: int,
+        parent_pid: int,
+        *,
+        die_with_parent: bool,
     ) -> None:
         self.process = process
         self.send_fd = send_fd
         self.recv_fd = recv_fd
         # The worker's own parent, for its PR_SET_PDEATHSIG check.
         self.parent_pid = parent_pid
+        # PR_SET_PDEATHSIG fires when the *thread* that started the worker exits,
+        # so it is only safe for workers started by a thread that lives as long as
+        # the process: the main thread (or the fork server's).
+        self.die_with_parent = die_with_parent
 
 
 def _spawn_python(module: str, entry: str, pass_fds: tuple[int, ...]) -> DirectChild:
@@ -264,7 +274,7 @@ async def launch_spawn() -> Launched:
         raise
     finally:
         close_fds(job_r, result_w)
-    return _launched(child, job_w, result_r, os.getpid())
+    return _launched(child, job_w, result_r, os.getpid(), _on_main_thread())
 
 
 async def launch_fork() -> Launched:
@@ -279,7 +289,7 @@ async def launch_fork() -> Launched:
     if pid == 0:  # pragma: no cover, the child never returns (coverage can't see it)
         _main.forked_main(job_r, result_w)
     close_fds(job_r, result_w)
-    return _launched(DirectChild(pid), job_w, result_r, os.getpid())
+    return _launched(DirectChild(pid), job_w, result_r, os.getpid(), _on_main_thread())
 
 
 class _ForkServer:
@@ -359,10 +369,16 @@ async def launch_forkserver() -> Launched:
     except BaseException:
         close_fds(job_w, result_r, status_r)
         raise
-    return _launched(child, job_w, result_r, server.process.pid)
+    return _launched(child, job_w, result_r, server.process.pid, True)
 
 
-def _launched(child: ChildProcess, send_fd: int, recv_fd: int, ppid: int) -> Launched:
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _launched(
+    child: ChildProcess, send_fd: int, recv_fd: int, ppid: int, die_with_parent: bool
+) -> Launched:
     os.set_blocking(send_fd, False)
     os.set_blocking(recv_fd, False)
-    return Launched(child, send_fd, recv_fd, ppid)
+    return Launched(child, send_fd, recv_fd, ppid, die_with_parent=die_with_parent)

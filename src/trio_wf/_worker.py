@@ -52,6 +52,7 @@ class ProcessWorker:
                 {
                     "sys_path": sys.path,
                     "parent_pid": launched.parent_pid,
+                    "die_with_parent": launched.die_with_parent,
                     "idle_timeout": idle_timeout,
                     "callables": callables,
                     "authkey": _multiprocessing_authkey(),

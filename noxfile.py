@@ -1,0 +1,94 @@
+"""The one entry point for checks: ``nox`` runs tests, lint, typing and docs.
+
+``nox -s tests-3.12 -- -k cancel`` passes what follows ``--`` to pytest, and
+``nox -s bench -- ARGS`` to ``benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import sys
+
+import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typing", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+# CI machines carry one Python and reach no Python downloads: test what exists.
+nox.options.error_on_missing_interpreters = False
+
+ROOT = pathlib.Path(__file__).parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# The Pythons we support are the ones the classifiers name, so they cannot drift.
+PYTHONS = [
+    classifier.rsplit(" ", 1)[-1]
+    for classifier in PYPROJECT["project"]["classifiers"]
+    if classifier.startswith("Programming Language :: Python :: 3.")
+]
+LINT_PATHS = ["src", "tests", "examples", "benchmarks", "docs", "noxfile.py"]
+# mypy reads what to check, and how strictly, from [tool.mypy]; stub packages for
+# dependencies that ship no types go here too.
+TYPING_DEPS = ["mypy>=1.11"]
+# Warnings fail the build (-W), all of them are shown (--keep-going), and so are
+# references that resolve to nothing (-n).
+SPHINX_BUILD = [
+    "sphinx-build",
+    "-W",
+    "--keep-going",
+    "-n",
+    "-b",
+    "html",
+    "docs",
+    "docs/_build/html",
+]
+# What the benchmarks compare trio_wf with.
+BENCH_DEPS = ["trio-parallel", "anyio"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    session.install(".[test]")
+
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    # benchmarks/ may not exist yet; ruff fails on a missing path.
+    paths = [path for path in LINT_PATHS if (ROOT / path).exists()]
+
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    session.install(".", *TYPING_DEPS)
+
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    shutil.rmtree(ROOT / "docs" / "_build", ignore_errors=True)
+    session.install(".[docs]")
+
+    session.run(*SPHINX_BUILD)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    script = ROOT / "benchmarks" / "run.py"
+    if not script.exists():
+        session.skip("benchmarks/run.py does not exist yet")
+    session.install(".", *BENCH_DEPS)
+
+    session.run("python", str(script), *session.posargs)

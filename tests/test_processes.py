@@ -1,0 +1,198 @@
+"""Whole-process tests: each scenario runs a script in a subprocess, with a timeout."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import trio_wf
+
+WORKER_TYPES = [t.value for t in trio_wf.WorkerType]
+
+
+def run_script(tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_all_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """Every pid exits within ``timeout`` (they are not our children: poll)."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if psutil.pid_exists(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if psutil.pid_exists(p)]
+    assert not alive, f"worker processes still alive: {alive}"
+
+
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_main_functions_without_main_guard(tmp_path: Path, worker_type: str) -> None:
+    """__main__ functions work under every worker type, with no main guard."""
+    result = run_script(
+        tmp_path,
+        """
+        import sys, trio, trio_wf
+
+        def double(x):
+            return 2 * x
+
+        class Box:
+            def __init__(self, v):
+                self.v = v
+
+        def unbox(box):
+            return box.v
+
+        trio_wf.configure_default_context(worker_type=sys.argv[1])
+        print(trio.run(trio_wf.run_sync, double, 21))
+        print(trio.run(trio_wf.run_sync, unbox, Box("boxed")))
+        print(trio.run(trio_wf.run_sync, lambda: "lambda"))
+        """,
+        worker_type,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42", "boxed", "lambda"]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_interpreter_exit_shuts_workers_down(tmp_path: Path, worker_type: str) -> None:
+    """At exit, cached workers exit cleanly, quietly and promptly."""
+    result = run_script(
+        tmp_path,
+        """
+        import os, sys, trio, trio_wf
+
+        trio_wf.configure_default_context(worker_type=sys.argv[1], grace_period=5)
+
+        async def main():
+            async with trio_wf.open_worker_context(worker_type=sys.argv[1]) as ctx:
+                print(await ctx.run_sync(os.getpid))
+            print(await trio_wf.run_sync(os.getpid))
+
+        trio.run(main)
+        """,
+        worker_type,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert_all_gone([int(pid) for pid in result.stdout.split()])
+
+
+@pytest.mark.parametrize("worker_type", WORKER_TYPES)
+def test_ctrl_c_interrupts_once_and_leaves_no_worker(
+    tmp_path: Path, worker_type: str
+) -> None:
+    """Ctrl+C (SIGINT to the group) raises KeyboardInterrupt once, in the parent."""
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys, time, trio, trio_wf
+
+            def job(fifo):
+                with open(fifo, "wb") as f:
+                    f.write(b"x")
+                time.sleep(60)
+
+            async def main():
+                trio_wf.current_default_worker_limiter().total_tokens = 2
+                async with trio.open_nursery() as nursery:
+                    for _ in range(2):
+                        nursery.start_soon(
+                            lambda: trio_wf.run_sync(job, sys.argv[2], kill_on_cancel=True)
+                        )
+                    # O_RDWR: the FIFO never reads EOF; wait for both workers' byte.
+                    fd = os.open(sys.argv[2], os.O_RDWR)
+                    got = b""
+                    while len(got) < 2:
+                        got += await trio.to_thread.run_sync(os.read, fd, 2 - len(got))
+                    pids = [p.pid for p in __import__("psutil").Process().children()]
+                    print(*pids, flush=True)
+
+            trio_wf.configure_default_context(worker_type=sys.argv[1])
+            trio.run(main)
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), worker_type, str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # pragma: no cover, only on failure
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # The KeyboardInterrupt leaves trio.run wrapped in the nursery's exception
+    # group (trio's strict exception groups), hence exit status 1.
+    assert proc.returncode == 1
+    assert len(re.findall(r"^[\s|]*KeyboardInterrupt$", stderr, re.M)) == 1, stderr
+    assert "_trio_wf_worker" not in stderr
+    assert pids
+    assert_all_gone(pids)
+
+
+def test_trio_parallel_program_runs_unchanged(tmp_path: Path) -> None:
+    """A program written for trio-parallel runs with trio_wf imported in its place."""
+    result = run_script(
+        tmp_path,
+        """
+        import functools, os, trio
+        import trio_wf as trio_parallel
+
+        def work(x, y=1):
+            return x * y
+
+        async def main():
+            limiter = trio_parallel.current_default_worker_limiter()
+            assert limiter.total_tokens == os.cpu_count()
+            print(await trio_parallel.run_sync(work, 6, kill_on_cancel=True))
+            print(await trio_parallel.run_sync(functools.partial(work, 6, y=7)))
+            async with trio_parallel.open_worker_context(
+                idle_timeout=1.0, init=bool, retire=bool, grace_period=5.0,
+                worker_type=trio_parallel.WorkerType.FORKSERVER,
+            ) as ctx:
+                print(await ctx.run_sync(work, 2, limiter=trio.CapacityLimiter(1)))
+                stats = ctx.statistics()
+                print(stats.idle_workers, stats.running_workers)
+                try:
+                    await ctx.run_sync(os._exit, 3)
+                except trio_parallel.BrokenWorkerError as exc:
+                    print("exitcode", exc.args[-1].exitcode)
+            async with trio_parallel.cache_scope(worker_type=trio_parallel.WorkerType.SPAWN):
+                print(await trio_parallel.run_sync(work, 5))
+            print(trio_parallel.default_context_statistics().idle_workers)
+
+        if __name__ == "__main__":
+            trio_parallel.configure_default_context(idle_timeout=30)
+            trio.run(main)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n") == ["6", "42", "2", "1 0", "exitcode 3", "5", "1", ""]
