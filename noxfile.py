@@ -35,7 +35,7 @@ PYTHONS = [
 LINT_PATHS = ["src", "tests", "examples", "benchmarks", "docs", "noxfile.py"]
 # mypy reads what to check, and how strictly, from [tool.mypy]; stub packages for
 # dependencies that ship no types go here too.
-TYPING_DEPS = ["mypy>=1.11"]
+TYPING_DEPS = ["mypy>=1.11", "typing_extensions>=4.6"]
 # Warnings fail the build (-W), all of them are shown (--keep-going), and so are
 # references that resolve to nothing (-n).
 SPHINX_BUILD = [

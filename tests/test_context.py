@@ -90,8 +90,6 @@ async def test_retire_policy_after_jobs(worker_type: WorkerType) -> None:
     assert len(set(pids)) == 3
 
 
-
-
 async def test_retire_policy_on_memory() -> None:
     """A max_rss below any real process size retires after every job."""
     async with trio_wf.open_worker_context(
@@ -137,7 +135,7 @@ async def test_failing_retire_is_reported(worker_type: WorkerType, capfd: Any) -
 async def test_grace_period_then_kill(worker_type: WorkerType) -> None:
     """Workers that do not exit within grace_period are killed and reported."""
     with trio.fail_after(20):
-        with pytest.raises(BrokenWorkerError, match="killed after the 0.2s") as info:
+        with pytest.raises(BrokenWorkerError, match=r"killed after the 0\.2s") as info:
             async with trio_wf.open_worker_context(
                 retire=workers.loopy_retire, grace_period=0.2, worker_type=worker_type
             ) as ctx:
@@ -224,7 +222,9 @@ async def test_idle_worker_killed_externally_is_pruned(worker_type: WorkerType) 
 @pytest.mark.parametrize(
     "opener", [trio_wf.open_worker_context, trio_wf.cache_scope], ids=["open", "scope"]
 )
-async def test_validation(opener: Any, kwargs: dict[str, Any], error: Any, match: Any) -> None:
+async def test_validation(
+    opener: Any, kwargs: dict[str, Any], error: Any, match: Any
+) -> None:
     """Invalid options raise at once, naming the parameter and the value."""
     if error is None:
         async with opener(**kwargs):

@@ -21,9 +21,7 @@ async def test_run_sync_uses_the_default_context() -> None:
     with trio.fail_after(20):
         first = await trio_wf.run_sync(workers.pid)
         assert await trio_wf.run_sync(workers.pid) == first
-    assert trio_wf.default_context_statistics() == trio_wf.WorkerContextStatistics(
-        1, 0
-    )
+    assert trio_wf.default_context_statistics() == trio_wf.WorkerContextStatistics(1, 0)
 
 
 async def test_default_limiter_is_per_run_with_one_token_per_cpu() -> None:
@@ -59,7 +57,8 @@ async def test_cache_scope_overrides_for_the_task_tree() -> None:
         default_pid = await trio_wf.run_sync(workers.pid)
         async with trio_wf.cache_scope(init=workers.count_init):
             scoped = await trio_wf.run_sync(workers.init_calls)
-            assert scoped[0] != default_pid and scoped[1] == 1
+            assert scoped[0] != default_pid
+            assert scoped[1] == 1
             child: list[tuple[int, int]] = []
 
             async def in_child() -> None:
@@ -88,18 +87,17 @@ async def test_cache_scope_nests_and_spares_explicit_contexts() -> None:
 
 async def test_cache_scope_follows_task_tree_not_call_stack() -> None:
     """A task started in an outer nursery does not see an inner scope."""
-    async with trio.open_nursery() as nursery:
-        async with trio_wf.cache_scope():
-            scoped = trio_wf.default_context_statistics
-            assert _defaults.get_default_context() is not _defaults._default_context
-            seen: list[object] = []
+    async with trio.open_nursery() as nursery, trio_wf.cache_scope():
+        scoped = trio_wf.default_context_statistics
+        assert _defaults.get_default_context() is not _defaults._default_context
+        seen: list[object] = []
 
-            async def outside() -> None:
-                seen.append(_defaults.get_default_context())
+        async def outside() -> None:
+            seen.append(_defaults.get_default_context())
 
-            nursery.start_soon(outside)
-            await trio.testing.wait_all_tasks_blocked()
-            assert scoped is trio_wf.default_context_statistics
+        nursery.start_soon(outside)
+        await trio.testing.wait_all_tasks_blocked()
+        assert scoped is trio_wf.default_context_statistics
     assert seen == [_defaults._default_context]
 
 

@@ -19,7 +19,9 @@ import trio_wf
 WORKER_TYPES = [t.value for t in trio_wf.WorkerType]
 
 
-def run_script(tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    tmp_path: Path, code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(code))
     return subprocess.run(
@@ -106,7 +108,7 @@ def test_ctrl_c_interrupts_once_and_leaves_no_worker(
     script.write_text(
         textwrap.dedent(
             """
-            import os, sys, time, trio, trio_wf
+            import functools, os, sys, time, trio, trio_wf
 
             def job(fifo):
                 with open(fifo, "wb") as f:
@@ -117,9 +119,8 @@ def test_ctrl_c_interrupts_once_and_leaves_no_worker(
                 trio_wf.current_default_worker_limiter().total_tokens = 2
                 async with trio.open_nursery() as nursery:
                     for _ in range(2):
-                        nursery.start_soon(
-                            lambda: trio_wf.run_sync(job, sys.argv[2], kill_on_cancel=True)
-                        )
+                        call = functools.partial(trio_wf.run_sync, kill_on_cancel=True)
+                        nursery.start_soon(call, job, sys.argv[2])
                     # O_RDWR: the FIFO never reads EOF; wait for both workers' byte.
                     fd = os.open(sys.argv[2], os.O_RDWR)
                     got = b""
@@ -152,7 +153,8 @@ def test_ctrl_c_interrupts_once_and_leaves_no_worker(
     # The KeyboardInterrupt leaves trio.run wrapped in the nursery's exception
     # group (trio's strict exception groups), hence exit status 1.
     assert proc.returncode == 1
-    assert len(re.findall(r"^[\s|]*KeyboardInterrupt$", stderr, re.M)) == 1, stderr
+    interrupts = re.findall(r"^[\s|]*KeyboardInterrupt$", stderr, re.MULTILINE)
+    assert len(interrupts) == 1, stderr
     assert "_trio_wf_worker" not in stderr
     assert pids
     assert_all_gone(pids)
@@ -185,7 +187,8 @@ def test_trio_parallel_program_runs_unchanged(tmp_path: Path) -> None:
                     await ctx.run_sync(os._exit, 3)
                 except trio_parallel.BrokenWorkerError as exc:
                     print("exitcode", exc.args[-1].exitcode)
-            async with trio_parallel.cache_scope(worker_type=trio_parallel.WorkerType.SPAWN):
+            spawn = trio_parallel.WorkerType.SPAWN
+            async with trio_parallel.cache_scope(worker_type=spawn):
                 print(await trio_parallel.run_sync(work, 5))
             print(trio_parallel.default_context_statistics().idle_workers)
 
@@ -195,4 +198,13 @@ def test_trio_parallel_program_runs_unchanged(tmp_path: Path) -> None:
         """,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n") == ["6", "42", "2", "1 0", "exitcode 3", "5", "1", ""]
+    assert result.stdout.split("\n") == [
+        "6",
+        "42",
+        "2",
+        "1 0",
+        "exitcode 3",
+        "5",
+        "1",
+        "",
+    ]

@@ -35,11 +35,11 @@ def forkserver_main(control_fd: int) -> None:
     children: dict[int, int] = {}  # pid -> status fd
     try:
         while True:
-            readable, _, _ = select.select([control, wake_r], [], [])
+            readable, _, _ = select.select([control_fd, wake_r], [], [])
             if wake_r in readable:
                 os.read(wake_r, 4096)
                 _reap(children)
-            if control in readable:
+            if control_fd in readable:
                 message, fds, _, _ = socket.recv_fds(control, 1, 3)
                 if not message:
                     return

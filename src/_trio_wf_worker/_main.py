@@ -53,7 +53,7 @@ def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL us when our parent dies (a busy worker sees no EOF)."""
     if sys.platform != "linux":  # pragma: no cover, Linux CI only
         return
-    import ctypes  # noqa: PLC0415  (Linux only)
+    import ctypes  # Linux only
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -80,7 +80,7 @@ def _run_job(payload: bytes) -> bytes:
     try:
         fn, args = pickle.loads(payload)
     except BaseException as exc:
-        error = pickle.UnpicklingError(
+        error: Exception = pickle.UnpicklingError(
             f"could not unpickle the job in worker process {os.getpid()}: "
             f"{type(exc).__name__}: {exc}"
         )
@@ -140,7 +140,7 @@ def serve(job_fd: int, result_fd: int) -> int:
     if config["die_with_parent"]:
         die_with_parent(config["parent_pid"])
     if config["authkey"] is not None:
-        from multiprocessing import process  # noqa: PLC0415
+        from multiprocessing import process
 
         process.current_process().authkey = config["authkey"]
     try:
@@ -252,7 +252,7 @@ def forked_main(job_fd: int, result_fd: int) -> None:
         close_fds_except((job_fd, result_fd, *keep))
         code = serve(job_fd, result_fd)
     except BaseException:
-        import traceback  # noqa: PLC0415
+        import traceback
 
         traceback.print_exc()
     finally:

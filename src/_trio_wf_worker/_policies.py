@@ -28,7 +28,7 @@ class RetirePolicy:
     @staticmethod
     def current_rss() -> int:
         """Resident set size of this (worker) process in bytes, from psutil."""
-        import psutil  # noqa: PLC0415  (only workers with a memory limit pay for it)
+        import psutil  # only workers with a memory limit pay for it
 
         return int(psutil.Process().memory_info().rss)
 

@@ -53,7 +53,7 @@ def dumps(obj: object) -> bytes:
     else:
         if b"__main__" not in data:
             return data
-    import cloudpickle  # noqa: PLC0415  (lazy: most payloads never need it)
+    import cloudpickle  # lazy: most payloads never need it
 
     return cloudpickle.dumps(obj, PROTOCOL)  # type: ignore[no-any-return]
 
@@ -164,9 +164,9 @@ def describe_callable(fn: Any) -> str:
 def dumps_exception(exc: BaseException) -> bytes:
     """Pickle ``exc`` with its traceback and cause chain, or a `RemoteError`."""
     try:
-        import copyreg  # noqa: PLC0415  (error path only)
+        import copyreg  # error path only
 
-        from tblib import pickling_support  # noqa: PLC0415
+        from tblib import pickling_support
 
         pickling_support.install(exc)
         # tblib rebuilds exceptions whose class has its own __init__ without
@@ -193,9 +193,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _reduce_builtin_exception(exc: BaseException) -> tuple[Any, ...]:
-    from tblib.pickling_support import unpickle_exception  # noqa: PLC0415
+    from tblib.pickling_support import unpickle_exception
 
-    func, args, *state = exc.__reduce__()
+    reduced = exc.__reduce__()
+    assert isinstance(reduced, tuple)  # a string only for module-level singletons
+    func, args, *state = reduced
     chain = (exc.__cause__, exc.__traceback__, exc.__context__)
     notes = getattr(exc, "__notes__", None)
     return (

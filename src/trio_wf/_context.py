@@ -68,7 +68,9 @@ class WorkerContextStatistics:
     running_workers: int
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+def _non_negative(
+    instance: object, attribute: attrs.Attribute[float], value: Any
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = f"{attribute.name} must be a number of seconds, got {value!r}"
         raise TypeError(msg)
@@ -147,7 +149,7 @@ class WorkerContext(metaclass=NoPublicConstructor):
             )
             raise TypeError(msg)
         if limiter is None:
-            from ._defaults import current_default_worker_limiter  # noqa: PLC0415
+            from ._defaults import current_default_worker_limiter
 
             limiter = current_default_worker_limiter()
         result: R = await self._pool.run_sync(

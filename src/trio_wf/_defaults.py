@@ -130,7 +130,7 @@ def configure_default_context(
             not exit cleanly.
         TypeError, ValueError: for invalid arguments, as `open_worker_context`.
     """
-    global _default_context  # noqa: PLW0603
+    global _default_context
     if threading.current_thread() is not threading.main_thread():
         msg = "configure_default_context must be called from the main thread"
         raise RuntimeError(msg)

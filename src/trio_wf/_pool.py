@@ -120,11 +120,14 @@ class WorkerPool:
                     # Resubmitting: stay cancellable even while KI-protected.
                     await trio.lowlevel.checkpoint_if_cancelled()
             finally:
-                with self._lock:
-                    self._calls -= 1
-                    drained = self._closed and not self._calls
-                if drained and self._drained is not None:
-                    self._drained.set()
+                self._call_done()
+
+    def _call_done(self) -> None:
+        with self._lock:
+            self._calls -= 1
+            drained = self._closed and not self._calls
+        if drained and self._drained is not None:
+            self._drained.set()
 
     async def _attempt(self, fn: Any, job: bytes) -> outcome.Outcome[Any] | None:
         worker = await self._take()
@@ -174,7 +177,9 @@ class WorkerPool:
         self._reap_leaving()
         return await self._start_worker()
 
-    async def _goodbye(self, worker: ProcessWorker, kind: int | None, payload: Any) -> None:
+    async def _goodbye(
+        self, worker: ProcessWorker, kind: int | None, payload: Any
+    ) -> None:
         """Deal with a worker that left without taking a job."""
         if kind == BYE:
             self._leaving.append(worker)
@@ -222,7 +227,7 @@ class WorkerPool:
             self._idle.append(worker)
 
     def _prune(self) -> None:
-        """Move idle workers that left (idle timeout, retire, death) out of the cache."""
+        """Move idle workers that left (timed out, retired, died) out of the cache."""
         for worker in [w for w in self._idle if w.has_news()]:
             self._idle.remove(worker)
             self._leaving.append(worker)
@@ -337,7 +342,7 @@ def _shutdown_at_exit() -> None:
         try:
             pool.shutdown_blocking()
         except BrokenWorkerError as exc:  # pragma: no cover, reported, not raised
-            import sys  # noqa: PLC0415
+            import sys
 
             sys.stderr.write(f"trio_wf: at exit: {exc}\n")
     _proc.close_forkserver()

@@ -319,7 +319,7 @@ _forkserver_instance: _ForkServer | None = None
 
 
 def _get_forkserver() -> _ForkServer:
-    global _forkserver_instance  # noqa: PLW0603
+    global _forkserver_instance
     with _forkserver_lock:
         server = _forkserver_instance
         if (
@@ -341,7 +341,7 @@ def forkserver_pid() -> int | None:
 
 def close_forkserver(timeout: float = 5.0) -> None:
     """Stop the fork server (at interpreter exit, after the workers are gone)."""
-    global _forkserver_instance  # noqa: PLW0603
+    global _forkserver_instance
     with _forkserver_lock:
         server, _forkserver_instance = _forkserver_instance, None
     if server is not None and server.owner == os.getpid():

@@ -26,7 +26,11 @@ def retire_policy(
     if max_jobs is None and max_rss is None:
         msg = "retire_policy needs max_jobs, max_rss or both"
         raise ValueError(msg)
-    for name, value in (("max_jobs", max_jobs), ("max_rss", max_rss)):
+    limits: tuple[tuple[str, object], ...] = (
+        ("max_jobs", max_jobs),
+        ("max_rss", max_rss),
+    )
+    for name, value in limits:
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):

@@ -43,7 +43,7 @@ class ProcessWorker:
         launch: Callable[[], Awaitable[Launched]],
         idle_timeout: float,
         callables: bytes,
-    ) -> tuple[ProcessWorker, int, bytes]:
+    ) -> tuple[ProcessWorker, int, bytes | bytearray]:
         """Start a worker; return it with its first reply (`READY` or an error)."""
         launched = await launch()
         worker = cls(launched)
