@@ -1,7 +1,5 @@
 """trio_wf: run CPU-bound Python in parallel from Trio, and workflows on top."""
 
-from __future__ import annotations
-
 from _trio_wf_worker._policies import RetirePolicy as RetirePolicy
 from _trio_wf_worker._protocol import RemoteError as RemoteError
 
