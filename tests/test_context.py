@@ -75,6 +75,7 @@ async def test_failing_init_fails_fast_with_its_cause(worker_type: WorkerType) -
             assert "tests.workers.failing_init" in str(info.value)
             assert "was not run" in str(info.value)
             assert isinstance(info.value.__cause__, RuntimeError)
+            assert info.value.exitcode == 1  # its own exit status, not a kill
             assert "init exploded" in str(info.value.__cause__)
             assert ctx.statistics() == WorkerContextStatistics(0, 0)
 
@@ -122,6 +123,7 @@ async def test_failing_retire_is_reported(worker_type: WorkerType, capfd: Any) -
             assert "tests.workers.bad_retire" in str(info.value)
             assert "AssertionError: retire exploded" in str(info.value)
             assert info.value.pid == first
+            assert info.value.exitcode == 3  # its own exit status, not a kill
             # The next call after that works (and its worker fails retire again).
             assert await ctx.run_sync(workers.pid) != first
             with pytest.raises(BrokenWorkerError):

@@ -184,7 +184,7 @@ class WorkerPool:
         if kind == BYE:
             self._leaving.append(worker)
             return
-        died = await worker.kill_and_reap()
+        died = await worker.reap_leaving()
         if kind == RETIRE_FAILED:
             msg = (
                 f"retire callable {self._retire_name} raised in worker process "
@@ -205,7 +205,7 @@ class WorkerPool:
             raise BrokenWorkerError(msg, died) from None
         if kind == READY:
             return worker
-        died = await worker.kill_and_reap()
+        died = await worker.reap_leaving()
         if kind == INIT_FAILED:
             msg = (
                 f"init callable {self._init_name} raised in new worker process "

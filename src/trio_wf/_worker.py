@@ -15,6 +15,9 @@ from ._errors import WorkerExit
 from ._proc import ChildProcess, Launched, close_fds
 
 _READ_SIZE = 1 << 16
+# How long a worker that announced its exit gets to finish it (flushing output,
+# running its atexit handlers) before it is killed.
+_LEAVING_TIMEOUT = 1.0
 
 
 class WorkerDied(Exception):
@@ -149,6 +152,16 @@ class ProcessWorker:
         if self._send_fd is not None:
             close_fds(self._send_fd)
             self._send_fd = None
+
+    async def reap_leaving(self) -> WorkerExit:
+        """Reap a worker that is exiting by itself; kill it if it takes too long.
+
+        Used after a worker said it is leaving (init or retire failed), so that
+        its own exit status is reported, without trusting it to exit promptly.
+        """
+        with trio.move_on_after(_LEAVING_TIMEOUT):
+            await self.process.wait()
+        return await self.kill_and_reap()
 
     async def kill_and_reap(self) -> WorkerExit:
         """SIGKILL the worker and wait for it (shielded: it is already dying)."""
