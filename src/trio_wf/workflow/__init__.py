@@ -1,0 +1,54 @@
+"""trio_wf.workflow: run ewoks workflow graphs on trio_wf's worker processes.
+
+`load_graph` reads and validates a graph; `execute_graph` (sync) and
+`aexecute_graph` (Trio) run it, each node's task in a worker.  See
+:doc:`/workflows` for the graph format and the execution semantics.
+"""
+
+from .._util import fixup_module_metadata as _fixup_module_metadata
+from ._analysis import GraphAnalysis as GraphAnalysis
+from ._errors import (
+    GraphValidationError as GraphValidationError,
+    TaskInputError as TaskInputError,
+    WorkflowExecutionError as WorkflowExecutionError,
+)
+from ._events import NodeEvent as NodeEvent, NodeStatus as NodeStatus
+from ._execute import aexecute_graph as aexecute_graph, execute_graph as execute_graph
+from ._graph import (
+    Condition as Condition,
+    DataMapping as DataMapping,
+    Graph as Graph,
+    InputName as InputName,
+    Link as Link,
+    Node as Node,
+    NodeId as NodeId,
+)
+from ._load import (
+    MAX_GRAPH_BYTES as MAX_GRAPH_BYTES,
+    MAX_GRAPH_DEPTH as MAX_GRAPH_DEPTH,
+    load_graph as load_graph,
+)
+
+__all__ = (
+    "MAX_GRAPH_BYTES",
+    "MAX_GRAPH_DEPTH",
+    "Condition",
+    "DataMapping",
+    "Graph",
+    "GraphAnalysis",
+    "GraphValidationError",
+    "InputName",
+    "Link",
+    "Node",
+    "NodeEvent",
+    "NodeId",
+    "NodeStatus",
+    "TaskInputError",
+    "WorkflowExecutionError",
+    "aexecute_graph",
+    "execute_graph",
+    "load_graph",
+)
+
+_fixup_module_metadata(__name__, globals())
+del _fixup_module_metadata

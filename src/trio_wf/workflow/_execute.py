@@ -1,0 +1,248 @@
+"""`execute_graph` and `aexecute_graph`: load, run on a backend, collect results."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import trio
+
+import trio_wf
+
+from ._errors import WorkflowExecutionError
+from ._events import NodeStatus
+from ._graph import Graph, NodeId
+from ._inputs import select_nodes
+from ._load import GraphSource, load_graph
+from ._walker import EventCallback, Run
+
+OutputsSpec = Sequence[Mapping[str, Any]]
+
+
+async def aexecute_graph(
+    graph: GraphSource,
+    *,
+    inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+    outputs: OutputsSpec | None = None,
+    merge_outputs: bool = True,
+    context: trio_wf.SupportsRunSync | None = None,
+    worker_type: trio_wf.WorkerType | str | None = None,
+    max_workers: int | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109, the ewoks API has timeout=
+    raise_on_error: bool = True,
+    on_event: EventCallback | None = None,
+) -> dict[Any, Any]:
+    """Run a workflow graph from Trio; every node's task runs in a worker.
+
+    Each node starts, in a nursery, as soon as its incoming links have settled
+    (see :doc:`/workflows` for the exact rules), so independent nodes run in
+    parallel, up to ``max_workers`` at a time.
+
+    Args:
+        graph: a `Graph`, or anything `load_graph` accepts (loaded untrusted:
+            tasks are imported by the workers, when their node runs).
+        inputs: values overriding the nodes' ``default_inputs``, as for
+            `load_graph`.
+        outputs: which outputs to return: a list of ``{"id"|"label"|
+            "task_identifier"|"all", "name"?, "new_name"?}`` selectors.  The
+            default, ``[{"all": False}]``, selects the end nodes; ``"all": true``
+            selects every node; ``"name"`` keeps one output, renamed to
+            ``"new_name"`` if given.
+        merge_outputs: return one dict merging the selected nodes' outputs (in
+            the graph's order, later nodes winning), rather than
+            ``{node_id: outputs}``.
+        context: the backend to run tasks on, such as a `trio_wf.WorkerContext`
+            (any `trio_wf.SupportsRunSync`).  By default a private
+            `trio_wf.open_worker_context` is opened for the run and closed after.
+        worker_type: the `trio_wf.WorkerType` of that private context (default:
+            spawn).  Not allowed together with ``context``.
+        max_workers: how many tasks run at once (default: one per CPU for the
+            private context, the context's own limit otherwise).
+        timeout: seconds after which the run is stopped: running tasks are
+            killed and `TimeoutError` is raised.
+        raise_on_error: if false, return the outputs of the nodes that completed
+            instead of raising `WorkflowExecutionError`.
+        on_event: called with a `NodeEvent` when a node starts, ends or fails,
+            in the Trio thread; what it raises aborts the run.
+
+    Returns:
+        The selected outputs, merged or per node.  Only nodes that completed
+        contribute; the result is the same on every run, whatever the timing.
+
+    Raises:
+        WorkflowExecutionError: a node failed and no ``on_error`` link handled
+            it; raised after every independent branch finished.
+        TimeoutError: the run took longer than ``timeout``.
+        GraphValidationError: the graph is malformed.
+        ValueError: an option is invalid, or selects a node that does not exist.
+    """
+    graph = load_graph(graph, inputs=inputs)
+    selection = _selection(graph, outputs)
+    if context is not None and worker_type is not None:
+        msg = "pass either context or worker_type, not both"
+        raise ValueError(msg)
+    workers: object = max_workers  # callers may pass anything
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        msg = f"max_workers must be a positive int or None, got {max_workers!r}"
+        raise ValueError(msg)
+    if timeout is not None and not timeout >= 0:  # also rejects NaN
+        msg = f"timeout must be a non-negative number of seconds, got {timeout!r}"
+        raise ValueError(msg)
+
+    limiter = None
+    if max_workers is not None or context is None:
+        limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
+    run: Run | None = None
+    with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+        if context is None:
+            kind = trio_wf.WorkerType(worker_type or trio_wf.WorkerType.SPAWN)
+            async with trio_wf.open_worker_context(worker_type=kind) as private:
+                run = Run(graph, private, limiter, on_event)
+                await run.run()
+        else:
+            run = Run(graph, context, limiter, on_event)
+            await run.run()
+    if scope.cancelled_caught:
+        running = [] if run is None else _ids(run, NodeStatus.RUNNING)
+        msg = f"{graph.display_name} did not finish within {timeout} s" + (
+            f"; nodes {running} were running and have been killed" if running else ""
+        )
+        raise TimeoutError(msg)
+    assert run is not None
+    results = _results(run, selection, merge_outputs)
+    if raise_on_error:
+        _raise_for_failures(run, results)
+    return results
+
+
+def execute_graph(
+    graph: GraphSource,
+    *,
+    inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+    outputs: OutputsSpec | None = None,
+    merge_outputs: bool = True,
+    context: trio_wf.SupportsRunSync | None = None,
+    worker_type: trio_wf.WorkerType | str | None = None,
+    max_workers: int | None = None,
+    timeout: float | None = None,
+    raise_on_error: bool = True,
+    on_event: EventCallback | None = None,
+) -> dict[Any, Any]:
+    """Run a workflow graph from synchronous code, in a new `trio.run`.
+
+    The arguments, result and errors are those of `aexecute_graph`.  Ctrl+C
+    stops the run: running tasks are killed and `KeyboardInterrupt` is raised.
+    """
+    return trio.run(
+        functools.partial(
+            aexecute_graph,
+            graph,
+            inputs=inputs,
+            outputs=outputs,
+            merge_outputs=merge_outputs,
+            context=context,
+            worker_type=worker_type,
+            max_workers=max_workers,
+            timeout=timeout,
+            raise_on_error=raise_on_error,
+            on_event=on_event,
+        )
+    )
+
+
+_Selection = list[tuple[list[NodeId], str | None, str | None]]
+
+
+def _selection(graph: Graph, outputs: OutputsSpec | None) -> _Selection:
+    """Check the ``outputs`` option before anything runs."""
+    if outputs is None:
+        outputs = [{"all": False}]
+    checked: object = outputs  # callers may pass anything
+    if isinstance(checked, (str, bytes, Mapping)) or not isinstance(checked, Sequence):
+        msg = f"outputs must be a list of dicts, got {type(checked).__name__}"
+        raise TypeError(msg)
+    selection: _Selection = []
+    for i, item in enumerate(outputs):
+        where = f"outputs[{i}]"
+        entry: object = item
+        if not isinstance(entry, Mapping):
+            msg = f"{where} must be a dict, got {item!r}"
+            raise ValueError(msg)
+        nodes = select_nodes(graph, item, where, graph.analysis.end_nodes)
+        name, new_name = item.get("name"), item.get("new_name")
+        if new_name is not None and name is None:
+            msg = f"{where} has a new_name but no name to rename"
+            raise ValueError(msg)
+        selection.append((nodes, name, new_name))
+    return selection
+
+
+def _results(run: Run, selection: _Selection, merge: bool) -> dict[Any, Any]:
+    """The selected outputs, per node, or merged in graph order."""
+    analysis = run.graph.analysis
+    per_node: dict[NodeId, dict[str, Any]] = {}
+    for nodes, name, new_name in selection:
+        for node_id in nodes:
+            values = run.outputs.get(analysis.index[node_id])
+            if values is None:
+                continue  # the node did not complete
+            if name is not None:
+                if name not in values:
+                    continue
+                values = {new_name if new_name is not None else name: values[name]}
+            per_node.setdefault(node_id, {}).update(values)
+    ordered = sorted(
+        per_node, key=lambda node_id: analysis.rank[analysis.index[node_id]]
+    )
+    if not merge:
+        return {node_id: per_node[node_id] for node_id in ordered}
+    merged: dict[Any, Any] = {}
+    for node_id in ordered:
+        merged.update(per_node[node_id])
+    return merged
+
+
+def _ids(run: Run, status: NodeStatus) -> list[NodeId]:
+    analysis = run.graph.analysis
+    order = [analysis.index[node_id] for node_id in analysis.order]
+    return [run.nodes[i].id for i in order if run.status[i] is status]
+
+
+def _raise_for_failures(run: Run, results: dict[Any, Any]) -> None:
+    """One error for the unhandled failures: the first in graph order is named."""
+    analysis = run.graph.analysis
+    unhandled = [
+        i
+        for i in (analysis.index[node_id] for node_id in analysis.order)
+        if i in run.failures
+        and not any(run.links[k].on_error for k in analysis.out_links[i])
+    ]
+    if not unhandled:
+        return
+    first = unhandled[0]
+    node = run.nodes[first]
+    cause = run.failures[first]
+    message = (
+        f"execution failed for task {node.display_label!r} (node id {node.id!r}, "
+        f"task {(node.task_identifier or node.task_type)!r}): "
+        f"{type(cause).__name__}: {cause}"
+    )
+    if len(unhandled) > 1:
+        others = [run.nodes[i].id for i in unhandled[1:]]
+        message += f" (nodes {others} failed too, see .failures)"
+    error = WorkflowExecutionError(
+        message,
+        node_id=node.id,
+        label=node.display_label,
+        task_identifier=node.task_identifier,
+        failures={run.nodes[i].id: run.failures[i] for i in unhandled},
+        outputs={run.nodes[i].id: run.outputs[i] for i in sorted(run.outputs)},
+        statuses={node.id: run.status[i] for i, node in enumerate(run.nodes)},
+        results=results,
+    )
+    raise error from cause

@@ -1,0 +1,399 @@
+"""Turn an ewoks graph document (schema 1.0-1.2) into `Node` and `Link` records.
+
+Every check here is structural and imports nothing: the types of the attributes,
+duplicate ids, dangling links, forbidden combinations, task types and the syntax
+of task identifiers.  The caller's document is only read.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import GraphValidationError
+from ._graph import (
+    SUPPORTED_TASK_TYPES,
+    UNSUPPORTED_TASK_TYPES,
+    Condition,
+    DataMapping,
+    InputName,
+    Link,
+    Node,
+    NodeId,
+)
+from ._tasks import absolute_identifier, identifier_problem
+
+SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+_NODE_KEYS = frozenset(
+    {
+        "id",
+        "label",
+        "task_type",
+        "task_identifier",
+        "default_inputs",
+        "force_start_node",
+        "conditions_else_value",
+        "default_error_node",
+    }
+)
+# Before task_type/task_identifier, the task type was the key: {"method": "f"}.
+_DEPRECATED_TASK_KEYS = {
+    "class": "class",
+    "method": "method",
+    "ppfmethod": "ppfmethod",
+    "ppfport": "ppfport",
+    "script": "script",
+    "notebook": "notebook",
+    "task": "generated",
+}
+_LINK_KEYS = frozenset(
+    {
+        "source",
+        "target",
+        "data_mapping",
+        "map_all_data",
+        "conditions",
+        "on_error",
+        "required",
+        "sub_source",
+        "sub_target",
+    }
+)
+
+
+def parse_graph(
+    document: Any, base_dir: str | None
+) -> tuple[list[Node], list[Link], dict[str, Any]]:
+    """Nodes, links (default error links appended) and the other `Graph` fields."""
+    if not isinstance(document, Mapping):
+        msg = f"a graph must be a JSON object, got {type(document).__name__}"
+        raise GraphValidationError(msg)
+    attributes = document.get("graph", {})
+    if not isinstance(attributes, Mapping):
+        msg = f"'graph' must be an object, got {type(attributes).__name__}"
+        raise GraphValidationError(msg)
+    version = attributes.get("schema_version", SCHEMA_VERSIONS[-1])
+    version = str(version) if isinstance(version, float) else version
+    if version not in SCHEMA_VERSIONS:
+        msg = (
+            f"unsupported schema_version {version!r}: trio_wf reads ewoks graphs "
+            f"of schema {', '.join(SCHEMA_VERSIONS)}"
+        )
+        raise GraphValidationError(msg)
+    serializer = document.get("__ewoks_serialize__")
+    if isinstance(serializer, Mapping) and serializer.get("serializer") is not None:
+        msg = (
+            f"graphs serialized with {serializer.get('serializer')!r} are not "
+            f"supported: their values may hold pickles, and a graph file must "
+            f"not be able to run code by being read"
+        )
+        raise GraphValidationError(msg)
+
+    nodes: dict[NodeId, Node] = {}
+    for position, item in enumerate(_list(document, "nodes")):
+        node = _parse_node(item, position, base_dir)
+        if node.id in nodes:
+            msg = f"node {node.id!r} is defined twice (nodes[{position}])"
+            raise GraphValidationError(msg, node_id=node.id)
+        nodes[node.id] = node
+    links = [
+        _parse_link(item, index, version, nodes)
+        for index, item in enumerate(_list(document, "links"))
+    ]
+    links += _default_error_links(nodes, links, version)
+    label = attributes.get("label")
+    graph_id = attributes.get("id")
+    fields = {
+        "id": None if graph_id is None else str(graph_id),
+        "label": None if label is None else str(label),
+        "schema_version": version,
+        "extra": {
+            key: value
+            for key, value in attributes.items()
+            if key not in ("id", "label", "schema_version")
+        },
+        "top_level_extra": {
+            key: value
+            for key, value in document.items()
+            if key not in ("graph", "nodes", "links")
+        },
+    }
+    return list(nodes.values()), links, fields
+
+
+def _list(document: Mapping[str, Any], key: str) -> list[Any]:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        msg = f"{key!r} must be a list, got {type(value).__name__}"
+        raise GraphValidationError(msg)
+    return value
+
+
+class Invalid(Exception):
+    """A problem with one value; the caller adds where it was found."""
+
+
+def normalise_id(value: Any) -> NodeId:
+    """Normalise a node id: JSON lists become tuples."""
+    if isinstance(value, str) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    ):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return tuple(normalise_id(part) for part in value)
+    msg = f"must be a string, an int or a list of them, got {value!r}"
+    raise Invalid(msg)
+
+
+def normalise_name(value: Any) -> InputName:
+    """Normalise an input name: digit strings are positions."""
+    if isinstance(value, str):
+        return int(value) if value.isdigit() else value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    msg = f"must be a string or a non-negative int, got {value!r}"
+    raise Invalid(msg)
+
+
+def node_id(value: Any, where: str) -> NodeId:
+    """`normalise_id`, raising `GraphValidationError` that says ``where``."""
+    try:
+        return normalise_id(value)
+    except Invalid as exc:
+        msg = f"{where} {exc}"
+        raise GraphValidationError(msg) from None
+
+
+def input_name(value: Any, where: str) -> InputName:
+    """`normalise_name`, raising `GraphValidationError` that says ``where``."""
+    try:
+        return normalise_name(value)
+    except Invalid as exc:
+        msg = f"{where} {exc}"
+        raise GraphValidationError(msg) from None
+
+
+def _flag(item: Mapping[str, Any], key: str) -> bool:
+    value = item.get(key, False)
+    if value is None or value is False or value is True:
+        return bool(value)
+    msg = f"{key} must be true or false, got {value!r}"
+    raise Invalid(msg)
+
+
+def _parse_node(item: Any, position: int, base_dir: str | None) -> Node:
+    if not isinstance(item, Mapping):
+        msg = f"nodes[{position}] must be an object, got {type(item).__name__}"
+        raise GraphValidationError(msg)
+    if "id" not in item:
+        msg = f"nodes[{position}] has no id"
+        raise GraphValidationError(msg)
+    nid = node_id(item["id"], f"nodes[{position}].id")
+    try:
+        return _node(item, nid, base_dir)
+    except Invalid as exc:
+        msg = f"node {nid!r}: {exc}"
+        raise GraphValidationError(msg, node_id=nid) from None
+
+
+def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
+    old_keys = [key for key in _DEPRECATED_TASK_KEYS if key in item]
+    if "task_type" in item and not old_keys:
+        task_type = item["task_type"]
+        identifier = item.get("task_identifier")
+    elif "task_type" in item:
+        msg = f"has both task_type and {old_keys[0]!r}; keep task_type"
+        raise Invalid(msg)
+    elif len(old_keys) == 1:
+        task_type = _DEPRECATED_TASK_KEYS[old_keys[0]]
+        identifier = item[old_keys[0]]
+    elif old_keys:
+        msg = f"has several task keys {old_keys}; use task_type instead"
+        raise Invalid(msg)
+    else:
+        msg = "needs a task_type and task_identifier"
+        raise Invalid(msg)
+    if task_type in UNSUPPORTED_TASK_TYPES:
+        msg = (
+            f"task_type {task_type!r} is not supported by trio_wf yet "
+            f"(supported: {', '.join(SUPPORTED_TASK_TYPES)})"
+        )
+        raise Invalid(msg)
+    if task_type not in SUPPORTED_TASK_TYPES:
+        known = SUPPORTED_TASK_TYPES + UNSUPPORTED_TASK_TYPES
+        msg = f"unknown task_type {task_type!r}; expected one of {known}"
+        raise Invalid(msg)
+    if task_type == "ppfport":
+        identifier = None  # the identity: nothing to import, whatever is written
+    else:
+        problem = identifier_problem(identifier)
+        if problem is not None:
+            raise Invalid(problem)
+        assert isinstance(identifier, str)
+        identifier = absolute_identifier(identifier, base_dir)
+
+    label = item.get("label")
+    if label is not None and not isinstance(label, str):
+        msg = f"label must be a string, got {label!r}"
+        raise Invalid(msg)
+    raw_inputs = item.get("default_inputs") or []
+    if not isinstance(raw_inputs, list):
+        msg = f"default_inputs must be a list, got {type(raw_inputs).__name__}"
+        raise Invalid(msg)
+    default_inputs: dict[InputName, Any] = {}
+    for i, entry in enumerate(raw_inputs):
+        if not (isinstance(entry, Mapping) and "name" in entry and "value" in entry):
+            msg = f'default_inputs[{i}] must be {{"name": ..., "value": ...}}'
+            raise Invalid(msg)
+        try:
+            name = normalise_name(entry["name"])
+        except Invalid as exc:
+            msg = f"default_inputs[{i}].name {exc}"
+            raise Invalid(msg) from None
+        default_inputs[name] = entry["value"]
+    return Node(
+        id=nid,
+        label=label,
+        task_type=task_type,
+        task_identifier=identifier,
+        default_inputs=default_inputs,
+        force_start_node=_flag(item, "force_start_node"),
+        conditions_else_value=item.get("conditions_else_value"),
+        default_error_node=_flag(item, "default_error_node"),
+        extra={
+            key: value
+            for key, value in item.items()
+            if key not in _NODE_KEYS and key not in _DEPRECATED_TASK_KEYS
+        },
+    )
+
+
+def _parse_link(
+    item: Any, index: int, version: str, nodes: Mapping[NodeId, Node]
+) -> Link:
+    if not isinstance(item, Mapping):
+        msg = f"links[{index}] must be an object, got {type(item).__name__}"
+        raise GraphValidationError(msg, link_index=index)
+    for end in ("source", "target"):
+        if end not in item:
+            msg = f"links[{index}] has no {end}"
+            raise GraphValidationError(msg, link_index=index)
+    source = node_id(item["source"], f"links[{index}].source")
+    target = node_id(item["target"], f"links[{index}].target")
+    try:
+        return _link(item, source, target, version, nodes)
+    except Invalid as exc:
+        msg = f"link {index} ({source!r} -> {target!r}): {exc}"
+        raise GraphValidationError(msg, link_index=index) from None
+
+
+def _link(
+    item: Mapping[str, Any],
+    source: NodeId,
+    target: NodeId,
+    version: str,
+    nodes: Mapping[NodeId, Node],
+) -> Link:
+    for end, nid in (("source", source), ("target", target)):
+        if nid not in nodes:
+            msg = f"{end} {nid!r} is not a node of the graph"
+            raise Invalid(msg)
+    for end in ("sub_source", "sub_target"):
+        if item.get(end) is not None:
+            msg = (
+                f"{end} is only meaningful for sub-graph nodes (task_type "
+                f"'graph'), which trio_wf does not support yet"
+            )
+            raise Invalid(msg)
+    mappings = []
+    for i, entry in enumerate(item.get("data_mapping") or ()):
+        if not isinstance(entry, Mapping) or "target_input" not in entry:
+            msg = f"data_mapping[{i}] must have a target_input"
+            raise Invalid(msg)
+        output = entry.get("source_output")
+        if output is not None and not isinstance(output, str):
+            msg = f"data_mapping[{i}].source_output must be a string or null"
+            raise Invalid(msg)
+        try:
+            name = normalise_name(entry["target_input"])
+        except Invalid as exc:
+            msg = f"data_mapping[{i}].target_input {exc}"
+            raise Invalid(msg) from None
+        mappings.append(DataMapping(source_output=output, target_input=name))
+    conditions = []
+    for i, entry in enumerate(item.get("conditions") or ()):
+        if not isinstance(entry, Mapping) or not isinstance(
+            entry.get("source_output"), str
+        ):
+            msg = f"conditions[{i}] must have a source_output name"
+            raise Invalid(msg)
+        if "value" not in entry:
+            msg = f"conditions[{i}] must have a value"
+            raise Invalid(msg)
+        conditions.append(Condition(entry["source_output"], entry["value"]))
+    map_all_data = _flag(item, "map_all_data")
+    on_error = _flag(item, "on_error")
+    if map_all_data and mappings:
+        msg = "map_all_data cannot be combined with data_mapping"
+        raise Invalid(msg)
+    if on_error and conditions:
+        msg = "on_error cannot be combined with conditions"
+        raise Invalid(msg)
+    required = item.get("required")
+    if required is not None and not isinstance(required, bool):
+        msg = f"required must be true, false or null, got {required!r}"
+        raise Invalid(msg)
+    if required is False and version in ("1.0", "1.1"):
+        required = None  # before 1.2, false meant "not set": let analysis decide
+    return Link(
+        source=source,
+        target=target,
+        data_mapping=tuple(mappings),
+        map_all_data=map_all_data,
+        conditions=tuple(conditions),
+        on_error=on_error,
+        required=required,
+        extra={key: value for key, value in item.items() if key not in _LINK_KEYS},
+    )
+
+
+def _default_error_links(
+    nodes: Mapping[NodeId, Node], links: list[Link], version: str
+) -> list[Link]:
+    """Links from every node without an error handler to each default error node.
+
+    As in ewokscore: nodes downstream of a default error node, and nodes that
+    already have an ``on_error`` link, get none.
+    """
+    handlers = [node for node in nodes.values() if node.default_error_node]
+    if not handlers:
+        return []
+    successors: dict[NodeId, list[NodeId]] = {}
+    handled = set()
+    for link in links:
+        successors.setdefault(link.source, []).append(link.target)
+        if link.on_error:
+            handled.add(link.source)
+    downstream = {node.id for node in handlers}
+    todo = deque(downstream)
+    while todo:
+        for target in successors.get(todo.popleft(), ()):
+            if target not in downstream:
+                downstream.add(target)
+                todo.append(target)
+    new: list[Link] = []
+    for handler in handlers:
+        attributes = handler.extra.get(
+            "default_error_attributes", {"map_all_data": True}
+        )
+        if not isinstance(attributes, Mapping):
+            msg = f"node {handler.id!r}: default_error_attributes must be an object"
+            raise GraphValidationError(msg, node_id=handler.id)
+        for node in nodes.values():
+            if node.id in downstream or node.id in handled:
+                continue
+            item = {**attributes, "source": node.id, "target": handler.id}
+            item["on_error"] = True
+            new.append(_parse_link(item, len(links) + len(new), version, nodes))
+    return new

@@ -1,0 +1,157 @@
+"""Task types: how a node's inputs become a call in a worker, and its result outputs.
+
+``method`` calls ``function(*positional, **keyword)`` and outputs
+``{"return_value": result}``; ``ppfmethod`` calls ``function(**inputs)`` (with the
+``_ppfdict`` input unpacked into them) and outputs ``{"_ppfdict": inputs updated
+with the returned dict}``; ``ppfport`` is the identity on ``_ppfdict``.  The
+function is imported in the worker, never in the parent (unless the graph is
+trusted and `load_graph` checks its identifiers).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+import trio_wf
+from _trio_wf_worker._tasks import run_task
+
+from ._errors import TaskInputError
+from ._graph import InputName, Node
+
+PPFDICT = "_ppfdict"
+
+
+def identifier_problem(identifier: object) -> str | None:
+    """Why ``identifier`` cannot name a function, or None if its syntax is fine."""
+    if isinstance(identifier, str):
+        return _string_identifier_problem(identifier)
+    return _identifier_problem(identifier)
+
+
+@functools.lru_cache(maxsize=1024)  # graphs reuse a few identifiers many times
+def _string_identifier_problem(identifier: str) -> str | None:
+    return _identifier_problem(identifier)
+
+
+def _identifier_problem(identifier: object) -> str | None:
+    expected = "'package.module.function' or 'path/file.py::function'"
+    if not isinstance(identifier, str) or not identifier:
+        return f"task_identifier must be {expected}, got {identifier!r}"
+    if "::" in identifier:
+        path, _, name = identifier.rpartition("::")
+        if not path or not name.isidentifier():
+            return f"task_identifier must be {expected}, got {identifier!r}"
+        return None
+    parts = identifier.split(".")
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        return f"task_identifier must be {expected}, got {identifier!r}"
+    return None
+
+
+def absolute_identifier(identifier: str, base_dir: str | None) -> str:
+    """Make the path of a ``file.py::function`` identifier absolute.
+
+    Relative paths are relative to the graph file's directory when the graph was
+    loaded from a file, else to the current directory.
+    """
+    if "::" not in identifier:
+        return identifier
+    path, _, name = identifier.rpartition("::")
+    path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(path))
+    return f"{os.path.normpath(path)}::{name}"
+
+
+def resolve_here(identifier: str) -> object:
+    """Import the task in this process (trusted graphs only), as a worker would."""
+    return run_task(identifier, (), {}, call=False)
+
+
+# Pickled by reference: it lives in the trio-free worker package.
+EXECUTOR = run_task
+
+
+def split_method_inputs(
+    node: Node, inputs: Mapping[InputName, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional (int names, which must be 0..n-1) and keyword arguments."""
+    positions = sorted(name for name in inputs if isinstance(name, int))
+    if positions != list(range(len(positions))):
+        missing = sorted(set(range(max(positions) + 1)) - set(positions))
+        msg = (
+            f"node {node.id!r} has positional inputs {positions} but not "
+            f"{missing}: positional inputs must be numbered from 0 without gaps"
+        )
+        raise TaskInputError(msg)
+    args = tuple(inputs[position] for position in positions)
+    kwargs = {name: value for name, value in inputs.items() if isinstance(name, str)}
+    return args, kwargs
+
+
+def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
+    """All inputs as keywords, with the ``_ppfdict`` input unpacked into them."""
+    positional = [name for name in inputs if isinstance(name, int)]
+    if positional:
+        msg = (
+            f"node {node.id!r} ({node.task_type}) got positional inputs "
+            f"{positional}: its task takes keyword inputs only"
+        )
+        raise TaskInputError(msg)
+    kwargs: dict[str, Any] = dict(inputs)  # type: ignore[arg-type]
+    ppfdict = kwargs.pop(PPFDICT, None)
+    if ppfdict:
+        if not isinstance(ppfdict, Mapping):
+            msg = (
+                f"node {node.id!r}: input {PPFDICT!r} must be a dict, "
+                f"got {type(ppfdict).__name__}"
+            )
+            raise TaskInputError(msg)
+        kwargs.update(ppfdict)
+    return kwargs
+
+
+async def run_node_task(
+    node: Node,
+    inputs: Mapping[InputName, Any],
+    backend: trio_wf.SupportsRunSync,
+    limiter: trio.CapacityLimiter | None,
+) -> tuple[dict[str, Any], int | None]:
+    """Run ``node``'s task on ``backend``; return its outputs and the worker's pid.
+
+    Cancellation kills the worker running the task.
+    """
+    if node.task_type == "ppfport":
+        await trio.lowlevel.checkpoint()
+        return {PPFDICT: ppf_inputs(node, inputs)}, None
+    assert node.task_identifier is not None  # checked on load
+    if node.task_type == "method":
+        args, kwargs = split_method_inputs(node, inputs)
+        pid, result = await backend.run_sync(
+            EXECUTOR,
+            node.task_identifier,
+            args,
+            kwargs,
+            kill_on_cancel=True,
+            limiter=limiter,
+        )
+        return {"return_value": result}, pid
+    kwargs = ppf_inputs(node, inputs)
+    pid, result = await backend.run_sync(
+        EXECUTOR,
+        node.task_identifier,
+        (),
+        kwargs,
+        kill_on_cancel=True,
+        limiter=limiter,
+    )
+    if not isinstance(result, Mapping):
+        msg = (
+            f"ppfmethod task {node.task_identifier!r} of node {node.id!r} must "
+            f"return a dict, got {type(result).__name__}"
+        )
+        raise TypeError(msg)
+    return {PPFDICT: {**kwargs, **result}}, pid

@@ -1,0 +1,91 @@
+"""Helpers of the workflow tests: an in-process backend, graph builders."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import TypeVarTuple, Unpack
+else:
+    from typing_extensions import TypeVarTuple, Unpack
+
+import trio
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+
+class InProcess:
+    """A `trio_wf.SupportsRunSync` backend running each task in this process.
+
+    Every call first sleeps ``delay`` seconds of Trio time (virtual time under
+    ``autojump_clock``), then calls the function: walker tests can see which
+    nodes overlap without depending on the machine.  It records the peak number
+    of calls in flight and whether calls asked to be killed on cancellation.
+    """
+
+    def __init__(self, delay: float = 1.0) -> None:
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self.calls = 0
+        self.kill_on_cancel: set[bool] = set()
+
+    async def run_sync(
+        self,
+        sync_fn: Callable[[Unpack[Ts]], R],
+        *args: Unpack[Ts],
+        kill_on_cancel: bool = False,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> R:
+        self.kill_on_cancel.add(kill_on_cancel)
+        gate: AbstractAsyncContextManager[Any] = (
+            nullcontext() if limiter is None else limiter
+        )
+        async with gate:
+            self.calls += 1
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            try:
+                await trio.sleep(self.delay)
+                return sync_fn(*args)
+            finally:
+                self.running -= 1
+
+    def statistics(self) -> tuple[int, int]:
+        return self.running, self.peak
+
+
+def method(node_id: Any, task: str, **attributes: Any) -> dict[str, Any]:
+    """A ``method`` node running ``tests.workflow.tasks.<task>``."""
+    node = {
+        "id": node_id,
+        "task_type": "method",
+        "task_identifier": f"tests.workflow.tasks.{task}",
+    }
+    inputs = attributes.pop("inputs", None)
+    if inputs:
+        node["default_inputs"] = [
+            {"name": name, "value": value} for name, value in inputs.items()
+        ]
+    node.update(attributes)
+    return node
+
+
+def link(source: Any, target: Any, *pairs: tuple[Any, Any], **attributes: Any) -> Any:
+    """A link mapping ``(source_output, target_input)`` pairs."""
+    item: dict[str, Any] = {"source": source, "target": target}
+    if pairs:
+        item["data_mapping"] = [
+            {"source_output": output, "target_input": name} for output, name in pairs
+        ]
+    item.update(attributes)
+    return item
+
+
+def graph(nodes: list[Any], links: list[Any] | None = None, **attributes: Any) -> Any:
+    """A graph document with id "test"."""
+    return {"graph": {"id": "test", **attributes}, "nodes": nodes, "links": links or []}

@@ -1,0 +1,174 @@
+"""Contract tests: graphs run end to end on real worker processes (fault rows 27-30)."""
+
+from __future__ import annotations
+
+import functools
+from multiprocessing.managers import SyncManager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import trio
+
+import trio_wf
+from trio_wf.workflow import (
+    GraphValidationError,
+    NodeStatus,
+    WorkflowExecutionError,
+    aexecute_graph,
+    execute_graph,
+)
+
+from .helpers import graph, link, method
+
+RV = "return_value"
+
+
+def test_execute_graph_from_sync_code() -> None:
+    """execute_graph runs a diamond in spawn workers that never import trio."""
+    document = graph(
+        [
+            method("a", "add", inputs={"a": 1}),
+            method("b", "add", inputs={"b": 10}),
+            method("c", "trio_imported"),
+            method("d", "kwargs"),
+        ],
+        [
+            link("a", "b", (RV, "a")),
+            link("a", "c"),
+            link("b", "d", (RV, "b")),
+            link("c", "d", (RV, "c")),
+        ],
+    )
+    result = execute_graph(document, max_workers=2)
+    assert result == {RV: {"b": 11, "c": []}}
+
+
+async def test_file_tasks_and_worker_types(
+    tmp_path: Path, worker_type: trio_wf.WorkerType
+) -> None:
+    """file.py::function tasks run under every worker type."""
+    (tmp_path / "mytasks.py").write_text("def double(x):\n    return 2 * x\n")
+    document = graph([method("a", "add")])
+    document["nodes"][0]["task_identifier"] = f"{tmp_path}/mytasks.py::double"
+    result = await aexecute_graph(document, inputs={"x": 21}, worker_type=worker_type)
+    assert result == {RV: 42}
+
+
+async def test_unimportable_task_fails_its_node_at_run_time(
+    tmp_path: Path,
+) -> None:
+    """An untrusted graph's bad identifier fails that node, in the worker (row 28)."""
+    counter = tmp_path / "runs.txt"
+    document = graph(
+        [
+            method("a", "record", inputs={"path": str(counter), "name": "a"}),
+            {"id": "bad", "task_type": "method", "task_identifier": "no_such.module.f"},
+        ]
+    )
+    with pytest.raises(WorkflowExecutionError) as info:
+        await aexecute_graph(document)
+    assert "node id 'bad', task 'no_such.module.f'" in str(info.value)
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    assert counter.read_text() == "a\n"
+    with pytest.raises(GraphValidationError, match="node 'bad': cannot import"):
+        await aexecute_graph(trio_wf.workflow.load_graph(document, trusted=True))
+    assert counter.read_text() == "a\n"
+
+
+def test_invalid_graph_runs_nothing(tmp_path: Path) -> None:
+    """Row 27: a dangling link or duplicate id fails before any task runs."""
+    counter = tmp_path / "runs.txt"
+    task = {"path": str(counter), "name": "x"}
+    for document in [
+        graph([method("a", "record", inputs=task)], [link("a", "b")]),
+        graph([method("a", "record", inputs=task), method("a", "record", inputs=task)]),
+        graph([method("a", "record", inputs=task)], [link("a", "a")]),
+    ]:
+        with pytest.raises(GraphValidationError):
+            execute_graph(document)
+    assert not counter.exists()
+
+
+def test_failure_mid_graph(tmp_path: Path) -> None:
+    """Row 29: a→(b fails, c)→d: c completes, d is skipped, the error names b."""
+    counter = tmp_path / "runs.txt"
+
+    def node(node_id: str, task: str = "record") -> Any:
+        return method(node_id, task, inputs={"path": str(counter), "name": node_id})
+
+    document = graph(
+        [node("a"), node("b", "fail"), node("c"), node("d")],
+        [link("a", "b"), link("a", "c"), link("b", "d"), link("c", "d")],
+    )
+    with pytest.raises(WorkflowExecutionError) as info:
+        execute_graph(document)
+    assert sorted(counter.read_text().split()) == ["a", "c"]
+    assert info.value.statuses["d"] is NodeStatus.SKIPPED
+    assert info.value.outputs == {"a": {RV: "a"}, "c": {RV: "c"}}
+
+
+async def test_worker_crash_is_a_node_failure() -> None:
+    """A worker dying mid-task fails its node with BrokenWorkerError; the
+    independent branch still completes."""
+    document = graph(
+        [method("crash", "exit_now", inputs={"code": 42}), method("ok", "pid")]
+    )
+    with pytest.raises(WorkflowExecutionError) as info:
+        await aexecute_graph(document, max_workers=2)
+    cause = info.value.__cause__
+    assert isinstance(cause, trio_wf.BrokenWorkerError)
+    assert cause.exitcode == 42
+    assert "ok" in info.value.outputs
+
+
+def blocking_graph(manager: SyncManager) -> tuple[Any, Any, Any]:
+    started, release, done = manager.Event(), manager.Event(), manager.Event()
+    document = graph(
+        [
+            method(
+                "block",
+                "wait_for",
+                inputs={"started": started, "release": release, "done": done},
+            ),
+            method("after", "add", inputs={"a": 1}),
+        ],
+        [link("block", "after")],
+    )
+    return document, started, done
+
+
+async def wait_event(event: Any) -> None:
+    with trio.fail_after(20):
+        await trio.to_thread.run_sync(event.wait, abandon_on_cancel=True)
+
+
+async def test_timeout_kills_a_blocked_node(manager: SyncManager) -> None:
+    """Row 30: timeout raises TimeoutError and kills the running node's worker."""
+    document, started, done = blocking_graph(manager)
+    async with trio_wf.open_worker_context() as context:
+        await context.run_sync(int)  # a worker is ready: the node starts at once
+        with pytest.raises(TimeoutError, match=r"nodes \['block'\] were running"):
+            await aexecute_graph(document, context=context, timeout=1.5)
+        assert started.is_set()
+        assert not done.is_set()
+        assert context.statistics().running_workers == 0
+
+
+async def test_cancelling_the_caller_kills_running_nodes(
+    manager: SyncManager,
+) -> None:
+    """Cancelling the caller's scope cancels the run and kills its workers."""
+    document, started, done = blocking_graph(manager)
+    me = psutil.Process()
+    before = {child.pid for child in me.children()}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(aexecute_graph, document))
+        await wait_event(started)
+        workers = [child for child in me.children() if child.pid not in before]
+        assert workers
+        nursery.cancel_scope.cancel()
+    assert not done.is_set()
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
