@@ -21,6 +21,19 @@ def run_task(
     as a module with a private name (functions defined in it can run, but values
     of classes defined in it cannot be sent back to the parent).
     """
+    import os
+
+    task = load_task(identifier)
+    if not callable(task):
+        msg = f"task {identifier!r} is not callable, it is a {type(task).__name__}"
+        raise TypeError(msg)
+    if not call:
+        return task
+    return os.getpid(), task(*args, **kwargs)
+
+
+def load_task(identifier: str) -> Any:
+    """The object ``identifier`` names, imported (a file is loaded once)."""
     import importlib
     import os
     import sys
@@ -52,13 +65,113 @@ def run_task(
         where, _, name = identifier.rpartition(".")
         module = importlib.import_module(where)
     try:
-        task = getattr(module, name)
+        return getattr(module, name)
     except AttributeError:
         msg = f"cannot import name {name!r} from {where!r}"
         raise ImportError(msg, name=where) from None
-    if not callable(task):
-        msg = f"task {identifier!r} is not callable, it is a {type(task).__name__}"
+
+
+def run_class_task(identifier: str, inputs: dict[str, Any]) -> Any:
+    """Run a ``class`` task: return ``(pid, outputs)``.
+
+    The class declares ``input_names``, ``optional_input_names`` and
+    ``output_names``; it is instantiated without arguments, given ``inputs``
+    and ``outputs`` attributes (`TaskValues`), and its ``run()`` method called.
+    """
+    import os
+
+    cls = load_task(identifier)
+    check_task_class(cls, identifier)
+    required = list(cls.input_names)
+    optional = list(getattr(cls, "optional_input_names", ()))
+    missing = [name for name in required if name not in inputs]
+    if missing:
+        msg = f"task class {identifier!r} requires inputs {required}; missing {missing}"
         raise TypeError(msg)
-    if not call:
-        return task
-    return os.getpid(), task(*args, **kwargs)
+    declared = set(required) | set(optional)
+    task = cls()
+    task.inputs = TaskValues({k: v for k, v in inputs.items() if k in declared})
+    task.outputs = TaskValues({}, writable=cls.output_names)
+    task.run()
+    unset = [name for name in cls.output_names if name not in task.outputs]
+    if unset:
+        msg = f"task class {identifier!r} did not set its outputs {unset}"
+        raise RuntimeError(msg)
+    return os.getpid(), dict(task.outputs.items())
+
+
+def check_task_class(cls: Any, identifier: str) -> None:
+    """Raise TypeError unless ``cls`` follows the class task protocol."""
+    problems = [
+        f"no {name} list"
+        for name in ("input_names", "output_names")
+        if not isinstance(getattr(cls, name, None), (list, tuple))
+    ]
+    if not isinstance(cls, type) or not callable(getattr(cls, "run", None)):
+        problems.insert(0, "not a class with a run() method")
+    if problems:
+        msg = (
+            f"task {identifier!r} is not a task class: {', '.join(problems)} "
+            f"(see the class task protocol in the trio_wf docs)"
+        )
+        raise TypeError(msg)
+
+
+class TaskValues:
+    """The ``inputs`` or ``outputs`` of a class task: read as attributes or items.
+
+    ``self.inputs.x`` or ``self.inputs["x"]`` reads input ``x`` (an optional
+    input that was not given is absent: test it with ``"x" in self.inputs`` or
+    use ``self.inputs.get("x", default)``); ``self.outputs.y = value`` sets
+    output ``y``, which must be one of the class's ``output_names``.
+    """
+
+    def __init__(self, values: dict[str, Any], writable: Any = ()) -> None:
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_writable", frozenset(writable))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            msg = f"no value named {name!r}; there are {sorted(self._values)}"
+            raise AttributeError(msg) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._writable:
+            msg = (
+                f"cannot set {name!r}: not one of the declared "
+                f"output_names {sorted(self._writable)}"
+            )
+            raise AttributeError(msg)
+        self._values[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.__setattr__(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value named ``name``, or ``default``."""
+        return self._values.get(name, default)
+
+    def keys(self) -> Any:
+        """The names of the values."""
+        return self._values.keys()
+
+    def items(self) -> Any:
+        """The ``(name, value)`` pairs."""
+        return self._values.items()
+
+    def __repr__(self) -> str:
+        return f"TaskValues({self._values!r})"

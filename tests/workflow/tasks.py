@@ -88,3 +88,59 @@ def not_a_function() -> None:
 
 
 NOT_CALLABLE = 42
+
+
+def ppf_step(value: int, limit: int, **_: Any) -> dict[str, Any]:
+    return {"value": value + 1, "too_small": value + 1 < limit}
+
+
+def ppf_fail_at(value: int, limit: int, at: int, **_: Any) -> dict[str, Any]:
+    if value == at:
+        raise ValueError(f"failed at {value}")
+    return {"too_small": value < limit}
+
+
+def ppf_below(value: int, limit: int, **_: Any) -> dict[str, Any]:
+    return {"again": value < limit}
+
+
+def total(*values: float) -> float:
+    return sum(values)
+
+
+def announce_and_sleep(fifo: str, seconds: float = 60) -> None:
+    """Write this process's pid to ``fifo``, then sleep: a node to interrupt."""
+    with open(fifo, "w") as file:
+        file.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+
+
+def where() -> list[Any]:
+    """This process's pid and this thread's name."""
+    import threading
+
+    return [os.getpid(), threading.current_thread().name]
+
+
+class Accumulate:
+    """A class task: adds ``step`` (default 1) to ``value`` until ``limit``."""
+
+    input_names = ("value",)
+    optional_input_names = ("step", "limit")
+    output_names = ("value", "done")
+    inputs: Any
+    outputs: Any
+
+    def run(self) -> None:
+        self.outputs.value = self.inputs.value + self.inputs.get("step", 1)
+        self.outputs["done"] = self.outputs.value >= self.inputs.get("limit", 3)
+
+
+class ForgetsAnOutput(Accumulate):
+    def run(self) -> None:
+        self.outputs.value = 0
+
+
+class SetsAnUndeclaredOutput(Accumulate):
+    def run(self) -> None:
+        self.outputs.other = 0

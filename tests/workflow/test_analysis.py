@@ -87,19 +87,46 @@ def test_conditional_branches_merge_optional() -> None:
     assert analysed(nodes, links).required == (False, False, False, False)
 
 
-def test_cycle_names_its_nodes_and_conditional_loops_are_refused_for_now() -> None:
-    """An unconditional cycle can never end; conditional loops are not run yet."""
+def test_cycle_without_condition_is_refused() -> None:
+    """An unconditional cycle can never end: the error names it."""
     nodes = [method(n, "add") for n in "abcd"]
     with pytest.raises(GraphValidationError, match="'b' -> 'c' -> 'd' -> 'b'") as info:
         analysed(
             nodes, [link("a", "b"), link("b", "c"), link("c", "d"), link("d", "b")]
         )
     assert info.value.node_id == "b"
-    loop = [link("a", "b"), link("b", "c"), link("c", "b", conditions=IF_TRUE)]
-    with pytest.raises(
-        GraphValidationError, match="conditional loop: 'b' -> 'c' -> 'b'"
-    ):
-        analysed(nodes, loop)
+
+
+def test_loops_are_strongly_connected_components() -> None:
+    """Each loop is listed once, in graph order; the order puts a loop's nodes
+    together, after what feeds it and before what it feeds."""
+    nodes = [method(n, "add") for n in "zabcdexy"]
+    links = [
+        link("z", "b"),
+        link("b", "c"),
+        link("c", "b", conditions=IF_TRUE),
+        link("c", "d"),
+        link("d", "d", conditions=IF_TRUE),
+        link("d", "e"),
+        link("a", "x"),
+        link("x", "y"),
+        link("y", "a", conditions=IF_TRUE),
+    ]
+    documents = graph(nodes, links)
+    documents["nodes"][1]["force_start_node"] = True  # a: the x-y-a loop's head
+    analysis = load_graph(documents).analysis
+    assert analysis.loops == (("a", "x", "y"), ("b", "c"), ("d",))
+    assert analysis.order == ("a", "x", "y", "z", "b", "c", "d", "e")
+    assert analysis.end_nodes == ("e",)
+
+
+def test_a_node_looping_on_itself_is_an_end_node() -> None:
+    """Without end nodes, those with uncovered conditions end the run (ewokscore)."""
+    nodes = [method("c", "add", force_start_node=True)]
+    analysis = analysed(nodes, [link("c", "c", conditions=IF_TRUE)])
+    assert analysis.start_nodes == analysis.end_nodes == ("c",)
+    with pytest.raises(GraphValidationError, match="no start node"):
+        analysed([method("c", "add")], [link("c", "c", conditions=IF_TRUE)])
 
 
 def test_empty_graph() -> None:

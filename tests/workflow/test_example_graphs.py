@@ -29,3 +29,12 @@ def test_error_handler() -> None:
     assert result["node_id"] == "parse"
     assert isinstance(result["exception"], ValueError)
     assert "invalid literal for int()" in result["traceback"]
+
+
+def test_subgraph() -> None:
+    """diamond.json twice: 6 * 7 + 1 = 43, then 43 * 7 + 1 = 302."""
+    path = GRAPHS / "subgraph.json"
+    assert execute_graph(path) == {"return_value": 302}
+    per_node = execute_graph(path, outputs=[{"all": True}], merge_outputs=False)
+    assert per_node[("first", "largest")] == {"return_value": 43}
+    assert list(per_node)[:2] == [("first", "product"), ("first", "minus_one")]

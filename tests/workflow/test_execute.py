@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,53 @@ async def test_cancelling_the_caller_kills_running_nodes(
     assert not done.is_set()
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert not alive
+
+
+@pytest.mark.parametrize(
+    ("options", "in_process", "main_thread"),
+    [
+        ({"worker_type": "thread"}, True, False),
+        ({"worker_type": "sequential"}, True, True),
+        ({"worker_type": trio_wf.WorkerType.FORKSERVER}, False, True),
+        ({"pool_type": "thread"}, True, False),
+        ({"pool_type": "process"}, False, True),
+        ({"scheduler": "sequential"}, True, True),
+        ({"scheduler": "multithreading"}, True, False),
+        ({"scheduler": "multiprocessing"}, False, True),
+        ({"scheduler": None}, False, True),
+    ],
+)
+def test_one_argument_chooses_where_tasks_run(
+    options: dict[str, Any], in_process: bool, main_thread: bool
+) -> None:
+    """worker_type, or ewoksppf's pool_type or ewoksdask's scheduler, picks
+    worker processes, threads, or the Trio thread."""
+    document = graph([method("a", "where")])
+    pid, thread = execute_graph(document, **options)[RV]
+    assert (pid == os.getpid()) is in_process
+    assert (thread == "MainThread") is main_thread
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"worker_type": "gevent"}, "worker_type must be one of 'spawn', "),
+        ({"pool_type": "ndprocess"}, "pool_type='ndprocess' has no trio_wf equiv"),
+        ({"scheduler": "127.0.0.1:8786"}, "the ewoksdask values trio_wf accepts"),
+        ({"scheduler": "sequential", "pool_type": "thread"}, "pass only one of"),
+        ({"worker_type": "thread", "context": "c"}, "either context or worker_type"),
+    ],
+)
+def test_unknown_backends_are_refused(options: dict[str, Any], message: str) -> None:
+    """A backend name trio_wf does not know is a ValueError naming the option."""
+    with pytest.raises(ValueError, match=message):
+        execute_graph(graph([method("a", "where")]), **options)
+
+
+async def test_thread_backend_waits_for_running_tasks_on_timeout() -> None:
+    """A thread cannot be killed: a timeout waits for its task, then raises."""
+    document = graph([method("a", "sleep", inputs={"seconds": 0.5})])
+    start = trio.current_time()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0.1 s$"):
+        await aexecute_graph(document, worker_type="thread", timeout=0.1)
+    assert trio.current_time() - start >= 0.5

@@ -205,8 +205,8 @@ INVALID = [
         id="unknown-task-type",
     ),
     pytest.param(
-        graph([{"id": "a", "task_type": "class", "task_identifier": "x.Y"}]),
-        "node 'a': task_type 'class' is not supported by trio_wf yet",
+        graph([{"id": "a", "task_type": "notebook", "task_identifier": "x.Y"}]),
+        "node 'a': task_type 'notebook' is not supported by trio_wf yet",
         id="unsupported-task-type",
     ),
     pytest.param(
@@ -234,7 +234,7 @@ INVALID = [
         graph(
             [method("a", "add"), method("b", "add")], [link("a", "b", sub_target="x")]
         ),
-        "sub_target is only meaningful for sub-graph nodes",
+        "sub_target is only meaningful when the target is a graph node",
         id="sub-target",
     ),
     pytest.param(

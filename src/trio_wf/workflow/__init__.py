@@ -9,6 +9,7 @@ from .._util import fixup_module_metadata as _fixup_module_metadata
 from ._analysis import GraphAnalysis as GraphAnalysis
 from ._errors import (
     GraphValidationError as GraphValidationError,
+    LoopLimitError as LoopLimitError,
     TaskInputError as TaskInputError,
     WorkflowExecutionError as WorkflowExecutionError,
 )
@@ -39,6 +40,7 @@ __all__ = (
     "GraphValidationError",
     "InputName",
     "Link",
+    "LoopLimitError",
     "Node",
     "NodeEvent",
     "NodeId",

@@ -35,6 +35,22 @@ def describe_link(index: int, link: Link) -> str:
 
 @final
 @attrs.frozen
+class Loop:
+    """A loop: a strongly connected component of the graph, run in rounds.
+
+    Attributes:
+        nodes: the positions of its nodes, in the graph's order.
+        entries: the numbers of the links into it from outside.
+        exits: the numbers of the links out of it.
+    """
+
+    nodes: tuple[int, ...]
+    entries: tuple[int, ...]
+    exits: tuple[int, ...]
+
+
+@final
+@attrs.frozen
 class GraphAnalysis:
     """Whole-graph properties of a `Graph`, computed once when it is loaded.
 
@@ -50,12 +66,15 @@ class GraphAnalysis:
             ``required`` wins; conditional and ``on_error`` links are optional;
             any other link is required unless an optional link lies anywhere
             upstream of its source (the ewokscore 5.0 rule).
+        loops: the node ids of each loop (strongly connected component) of
+            the graph, in ``order``; see :ref:`loops`.
     """
 
     order: tuple[NodeId, ...]
     start_nodes: tuple[NodeId, ...]
     end_nodes: tuple[NodeId, ...]
     required: tuple[bool, ...]
+    loops: tuple[tuple[NodeId, ...], ...]
     # Index-based views for the walker: node position in Graph.nodes, the source
     # and target position of every link, and each node's link numbers.
     index: Mapping[NodeId, int] = attrs.field(repr=False)
@@ -64,6 +83,9 @@ class GraphAnalysis:
     targets: tuple[int, ...] = attrs.field(repr=False)
     in_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
     out_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
+    # Per node, the number of its loop in loop_info, or -1.
+    loop_of: tuple[int, ...] = attrs.field(repr=False)
+    loop_info: tuple[Loop, ...] = attrs.field(repr=False)
     # Per link, per condition: None, or for an "else" condition the values the
     # source's other conditions test on the same output.
     else_values: tuple[tuple[tuple[Any, ...] | None, ...], ...] = attrs.field(
@@ -90,21 +112,34 @@ def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
     in_links = tuple(map(tuple, in_lists))
     out_links = tuple(map(tuple, out_lists))
 
-    order = _topological_order(ids, targets, in_links, out_links)
-    if len(order) < len(ids):
-        _raise_for_cycle(nodes, links, sources, targets, in_links, order)
+    _reject_endless_cycles(nodes, links, sources, targets, in_links)
+    loop_of, members = _strongly_connected(len(ids), sources, targets, out_links)
+    order = _condensed_order(ids, sources, targets, in_links, loop_of, members)
     rank = [0] * len(ids)
     for position, i in enumerate(order):
         rank[i] = position
+    # Number the loops in graph order.
+    groups = sorted(
+        (sorted(group, key=rank.__getitem__) for group in members),
+        key=lambda group: rank[group[0]],
+    )
+    for number, group in enumerate(groups):
+        for i in group:
+            loop_of[i] = number
+    loop_info = tuple(
+        _loop(group, loop_of, sources, targets, in_links) for group in groups
+    )
 
     starts = [i for i in order if nodes[i].force_start_node or not in_links[i]]
-    if ids and not starts:  # pragma: no cover, a DAG has a source; loops come later
+    if ids and not starts:
         msg = (
             "the graph has no start node: every node has an incoming link; "
             "set force_start_node on the node where execution begins"
         )
         raise GraphValidationError(msg)
     ends = [i for i in order if all(links[k].on_error for k in out_links[i])]
+    if not ends:
+        ends = _uncovered_condition_nodes(nodes, links, order, out_links)
 
     required = _required_links(links, targets, out_links)
     _check_required_inputs(nodes, links, in_links, required)
@@ -113,8 +148,11 @@ def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
         start_nodes=tuple(ids[i] for i in starts),
         end_nodes=tuple(ids[i] for i in ends),
         required=required,
+        loops=tuple(tuple(ids[i] for i in loop.nodes) for loop in loop_info),
         index=index,
         rank=tuple(rank),
+        loop_of=tuple(loop_of),
+        loop_info=loop_info,
         sources=sources,
         targets=targets,
         in_links=in_links,
@@ -123,37 +161,14 @@ def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
     )
 
 
-def _topological_order(
-    ids: Sequence[NodeId],
-    targets: Sequence[int],
-    in_links: Sequence[Sequence[int]],
-    out_links: Sequence[Sequence[int]],
-) -> list[int]:
-    """Kahn's algorithm, taking the smallest id among the ready nodes each time."""
-    missing = [len(links) for links in in_links]
-    ready = [(sort_key(ids[i]), i) for i, count in enumerate(missing) if not count]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, i = heapq.heappop(ready)
-        order.append(i)
-        for k in out_links[i]:
-            target = targets[k]
-            missing[target] -= 1
-            if not missing[target]:
-                heapq.heappush(ready, (sort_key(ids[target]), target))
-    return order
-
-
-def _raise_for_cycle(
+def _reject_endless_cycles(
     nodes: Sequence[Node],
     links: Sequence[Link],
     sources: Sequence[int],
     targets: Sequence[int],
     in_links: Sequence[Sequence[int]],
-    acyclic_part: Sequence[int],
 ) -> None:
-    """Name one cycle of the graph, preferring one made of unconditional links."""
+    """A cycle of unconditional links would run forever: name one."""
     unconditional = [not link.is_conditional for link in links]
     cycle = _find_cycle(len(nodes), sources, targets, in_links, unconditional)
     if cycle is not None:
@@ -163,14 +178,114 @@ def _raise_for_cycle(
             f"never end: {names}; add conditions to one of its links"
         )
         raise GraphValidationError(msg, node_id=nodes[cycle[0]].id)
-    cycle = _find_cycle(len(nodes), sources, targets, in_links, [True] * len(links))
-    assert cycle is not None  # Kahn's algorithm left nodes out
-    names = " -> ".join(repr(nodes[i].id) for i in [*cycle, cycle[0]])
-    msg = (
-        f"the graph has a conditional loop: {names}; loops are not supported "
-        f"by trio_wf yet"
-    )
-    raise GraphValidationError(msg, node_id=nodes[cycle[0]].id)
+
+
+def _strongly_connected(
+    n: int,
+    sources: Sequence[int],
+    targets: Sequence[int],
+    out_links: Sequence[Sequence[int]],
+) -> tuple[list[int], list[list[int]]]:
+    """Tarjan's algorithm, iterative: each node's loop number (-1: in no loop),
+    and the nodes of each loop.  A loop is a strongly connected component of
+    more than one node, or a node linked to itself."""
+    number = [-1] * n  # discovery order
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    loop_of = [-1] * n
+    members: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if number[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            i, next_link = work[-1]
+            if next_link == 0:
+                number[i] = low[i] = counter
+                counter += 1
+                stack.append(i)
+                on_stack[i] = True
+            ks = out_links[i]
+            while next_link < len(ks):
+                j = targets[ks[next_link]]
+                next_link += 1
+                if number[j] < 0:
+                    work[-1] = (i, next_link)
+                    work.append((j, 0))
+                    break
+                if on_stack[j]:
+                    low[i] = min(low[i], number[j])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[i])
+                if low[i] == number[i]:
+                    component = []
+                    while True:
+                        j = stack.pop()
+                        on_stack[j] = False
+                        component.append(j)
+                        if j == i:
+                            break
+                    looped = len(component) > 1 or any(
+                        targets[k] == i for k in out_links[i]
+                    )
+                    if looped:
+                        for j in component:
+                            loop_of[j] = len(members)
+                        members.append(component)
+                continue
+            # A child was pushed: its first visit happens on the next pass.
+    return loop_of, members
+
+
+def _condensed_order(
+    ids: Sequence[NodeId],
+    sources: Sequence[int],
+    targets: Sequence[int],
+    in_links: Sequence[Sequence[int]],
+    loop_of: Sequence[int],
+    members: Sequence[Sequence[int]],
+) -> list[int]:
+    """Kahn's algorithm over nodes and whole loops, smallest id first.
+
+    A loop counts as one node, ready when all links into it from outside are
+    done, keyed by its smallest id; its nodes follow each other, by id.
+    """
+    n = len(ids)
+    unit = [i if loop_of[i] < 0 else n + loop_of[i] for i in range(n)]
+    missing = [0] * (n + len(members))
+    for k, target in enumerate(targets):
+        if unit[sources[k]] != unit[target]:
+            missing[unit[target]] += 1
+    inside = [sorted(group, key=lambda i: sort_key(ids[i])) for group in members]
+
+    def key(u: int) -> tuple[Any, ...]:
+        return sort_key(ids[u] if u < n else ids[inside[u - n][0]])
+
+    ready = [(key(u), u) for u in range(n + len(members)) if u >= n or loop_of[u] < 0]
+    ready = [item for item in ready if not missing[item[1]]]
+    heapq.heapify(ready)
+    out: list[list[int]] = [[] for _ in range(n)]
+    for k, source in enumerate(sources):
+        out[source].append(k)
+    order: list[int] = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        group = [u] if u < n else inside[u - n]
+        order.extend(group)
+        for i in group:
+            for k in out[i]:
+                target = unit[targets[k]]
+                if target != u:
+                    missing[target] -= 1
+                    if not missing[target]:
+                        heapq.heappush(ready, (key(target), target))
+    assert len(order) == n  # the condensation of any graph is acyclic
+    return order
 
 
 def _find_cycle(
@@ -218,6 +333,51 @@ def _find_cycle(
     cycle = path[seen[i] :][::-1]
     first = cycle.index(min(cycle))  # start where the source lists it first
     return cycle[first:] + cycle[:first]
+
+
+def _loop(
+    nodes: list[int],
+    loop_of: Sequence[int],
+    sources: Sequence[int],
+    targets: Sequence[int],
+    in_links: Sequence[Sequence[int]],
+) -> Loop:
+    number = loop_of[nodes[0]]
+    entries = [k for i in nodes for k in in_links[i] if loop_of[sources[k]] != number]
+    exits = [
+        k
+        for k, source in enumerate(sources)
+        if loop_of[source] == number and loop_of[targets[k]] != number
+    ]
+    return Loop(tuple(nodes), tuple(sorted(entries)), tuple(exits))
+
+
+def _uncovered_condition_nodes(
+    nodes: Sequence[Node],
+    links: Sequence[Link],
+    order: Sequence[int],
+    out_links: Sequence[Sequence[int]],
+) -> list[int]:
+    """End nodes of a graph where every node has outgoing links (ewokscore's rule).
+
+    The nodes with a condition on an output whose other outcomes no link takes:
+    no else condition, and not both ``true`` and ``false``.  A node looping on
+    itself while a condition holds ends the run when it does not.
+    """
+    ends = []
+    for i in order:
+        tested: dict[str, list[Any]] = {}
+        for k in out_links[i]:
+            for condition in links[k].conditions:
+                tested.setdefault(condition.source_output, []).append(condition.value)
+        else_value = nodes[i].conditions_else_value
+        for values in tested.values():
+            has_else = any(_equal(value, else_value) for value in values)
+            both = any(v is True for v in values) and any(v is False for v in values)
+            if not (has_else or both):
+                ends.append(i)
+                break
+    return ends
 
 
 def _required_links(

@@ -51,6 +51,35 @@ class TaskInputError(ValueError):
     """
 
 
+class LoopLimitError(RuntimeError):
+    """A loop of the graph did not end within ``max_iterations``.
+
+    Raised as the ``__cause__`` of a `WorkflowExecutionError` that names the
+    node which would have run once too many; an ``on_error`` link does not
+    handle it.
+
+    Attributes:
+        nodes: the ids of the loop's nodes.
+        max_iterations: the limit: how many times each node of a loop may run.
+    """
+
+    def __init__(
+        self, message: str, *, nodes: tuple[NodeId, ...], max_iterations: int
+    ) -> None:
+        super().__init__(message)
+        self.nodes = nodes
+        self.max_iterations = max_iterations
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_loop_error, (str(self), self.nodes, self.max_iterations))
+
+
+def _rebuild_loop_error(
+    message: str, nodes: tuple[NodeId, ...], max_iterations: int
+) -> LoopLimitError:
+    return LoopLimitError(message, nodes=nodes, max_iterations=max_iterations)
+
+
 class WorkflowExecutionError(RuntimeError):
     """A node of a workflow failed, and no ``on_error`` link handled the failure.
 

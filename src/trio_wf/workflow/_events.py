@@ -46,6 +46,8 @@ class NodeEvent:
         duration: seconds since the ``"start"`` event, on ``"end"`` and
             ``"error"`` events; measured with Trio's clock.
         error: the exception, on ``"error"`` events.
+        iteration: how many times the node has started in this run, this time
+            included: 1, except for the nodes of loops.
     """
 
     kind: Literal["start", "end", "error"]
@@ -55,3 +57,4 @@ class NodeEvent:
     worker_pid: int | None = None
     duration: float | None = None
     error: BaseException | None = None
+    iteration: int = 1

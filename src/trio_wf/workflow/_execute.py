@@ -12,14 +12,18 @@ import trio
 
 import trio_wf
 
+from ._backends import choose_worker_type, open_backend
 from ._errors import WorkflowExecutionError
 from ._events import NodeStatus
 from ._graph import Graph, NodeId
 from ._inputs import select_nodes
 from ._load import GraphSource, load_graph
+from ._tasks import TaskRunner
 from ._walker import EventCallback, Run
 
 OutputsSpec = Sequence[Mapping[str, Any]]
+#: How many times, by default, a node of a loop may run in one execution.
+MAX_ITERATIONS = 1000
 
 
 async def aexecute_graph(
@@ -34,6 +38,10 @@ async def aexecute_graph(
     timeout: float | None = None,  # noqa: ASYNC109, the ewoks API has timeout=
     raise_on_error: bool = True,
     on_event: EventCallback | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+    pool_type: str | None = None,
+    scheduler: str | None = None,
+    allow_scripts: bool = False,
 ) -> dict[Any, Any]:
     """Run a workflow graph from Trio; every node's task runs in a worker.
 
@@ -55,18 +63,30 @@ async def aexecute_graph(
             the graph's order, later nodes winning), rather than
             ``{node_id: outputs}``.
         context: the backend to run tasks on, such as a `trio_wf.WorkerContext`
-            (any `trio_wf.SupportsRunSync`).  By default a private
-            `trio_wf.open_worker_context` is opened for the run and closed after.
-        worker_type: the `trio_wf.WorkerType` of that private context (default:
-            spawn).  Not allowed together with ``context``.
-        max_workers: how many tasks run at once (default: one per CPU for the
-            private context, the context's own limit otherwise).
+            (any `trio_wf.SupportsRunSync`).  By default a private backend
+            chosen by ``worker_type`` is opened for the run and closed after.
+        worker_type: where tasks run, when no ``context`` is given: a
+            `trio_wf.WorkerType` (``"spawn"``, the default, ``"forkserver"`` or
+            ``"fork"``: a private worker context), ``"thread"`` (Trio's worker
+            threads) or ``"sequential"`` (one at a time, in the Trio thread:
+            for debugging); see :ref:`backends`.
+        max_workers: how many tasks run at once (default: one per CPU for a
+            private backend, the context's own limit otherwise).
         timeout: seconds after which the run is stopped: running tasks are
-            killed and `TimeoutError` is raised.
+            killed (threads are waited for) and `TimeoutError` is raised.
         raise_on_error: if false, return the outputs of the nodes that completed
             instead of raising `WorkflowExecutionError`.
         on_event: called with a `NodeEvent` when a node starts, ends or fails,
             in the Trio thread; what it raises aborts the run.
+        max_iterations: how many times a node of a loop may run; one more
+            fails it with `LoopLimitError` (see :ref:`loops`).
+        pool_type: ewoksppf's spelling of ``worker_type``: ``"process"``
+            (spawn) or ``"thread"``.
+        scheduler: ewoksdask's spelling of ``worker_type``: ``None``,
+            ``"multiprocessing"`` (spawn), ``"multithreading"`` (thread) or
+            ``"sequential"``.
+        allow_scripts: run ``script`` nodes.  A graph with script nodes is
+            refused otherwise: a script runs any program (see :ref:`scripts`).
 
     Returns:
         The selected outputs, merged or per node.  Only nodes that completed
@@ -78,11 +98,26 @@ async def aexecute_graph(
         TimeoutError: the run took longer than ``timeout``.
         GraphValidationError: the graph is malformed.
         ValueError: an option is invalid, or selects a node that does not exist.
+        PermissionError: the graph has ``script`` nodes and ``allow_scripts``
+            is false.
     """
     graph = load_graph(graph, inputs=inputs)
+    scripts = [node.id for node in graph.nodes.values() if node.task_type == "script"]
+    if scripts and not allow_scripts:
+        msg = (
+            f"nodes {scripts} are script tasks, which run programs: pass "
+            f"allow_scripts=True (trio-wf run --allow-scripts) to run them"
+        )
+        raise PermissionError(msg)
     selection = _selection(graph, outputs)
-    if context is not None and worker_type is not None:
-        msg = "pass either context or worker_type, not both"
+    kind = choose_worker_type(worker_type, pool_type, scheduler, context is not None)
+    iterations: object = max_iterations
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, int)
+        or (iterations < 1)
+    ):
+        msg = f"max_iterations must be a positive int, got {max_iterations!r}"
         raise ValueError(msg)
     workers: object = max_workers  # callers may pass anything
     if workers is not None and (
@@ -100,14 +135,25 @@ async def aexecute_graph(
     run: Run | None = None
     with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
         if context is None:
-            kind = trio_wf.WorkerType(worker_type or trio_wf.WorkerType.SPAWN)
-            async with trio_wf.open_worker_context(worker_type=kind) as private:
-                run = Run(graph, private, limiter, on_event)
+            async with open_backend(kind) as private:
+                run = Run(
+                    graph,
+                    TaskRunner(private, limiter, allow_scripts=allow_scripts),
+                    on_event,
+                    max_iterations,
+                )
                 await run.run()
         else:
-            run = Run(graph, context, limiter, on_event)
+            run = Run(
+                graph,
+                TaskRunner(context, limiter, allow_scripts=allow_scripts),
+                on_event,
+                max_iterations,
+            )
             await run.run()
-    if scope.cancelled_caught:
+    # cancel_called, not cancelled_caught: threads are waited for, and the
+    # run may end normally after its deadline; it still took too long.
+    if scope.cancel_called:
         running = [] if run is None else _ids(run, NodeStatus.RUNNING)
         msg = f"{graph.display_name} did not finish within {timeout} s" + (
             f"; nodes {running} were running and have been killed" if running else ""
@@ -132,6 +178,10 @@ def execute_graph(
     timeout: float | None = None,
     raise_on_error: bool = True,
     on_event: EventCallback | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+    pool_type: str | None = None,
+    scheduler: str | None = None,
+    allow_scripts: bool = False,
 ) -> dict[Any, Any]:
     """Run a workflow graph from synchronous code, in a new `trio.run`.
 
@@ -151,6 +201,10 @@ def execute_graph(
             timeout=timeout,
             raise_on_error=raise_on_error,
             on_event=on_event,
+            max_iterations=max_iterations,
+            pool_type=pool_type,
+            scheduler=scheduler,
+            allow_scripts=allow_scripts,
         )
     )
 
@@ -219,8 +273,7 @@ def _raise_for_failures(run: Run, results: dict[Any, Any]) -> None:
     unhandled = [
         i
         for i in (analysis.index[node_id] for node_id in analysis.order)
-        if i in run.failures
-        and not any(run.links[k].on_error for k in analysis.out_links[i])
+        if run.unhandled(i)
     ]
     if not unhandled:
         return

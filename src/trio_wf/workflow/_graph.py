@@ -26,9 +26,9 @@ else:  # the recursive form is for type checkers; Sphinx cannot render it
 InputName: TypeAlias = str | int
 
 #: The task types the engine can execute.
-SUPPORTED_TASK_TYPES = ("method", "ppfmethod", "ppfport")
+SUPPORTED_TASK_TYPES = ("method", "ppfmethod", "ppfport", "class", "script", "graph")
 #: Task types of the ewoks format that trio_wf does not execute yet.
-UNSUPPORTED_TASK_TYPES = ("class", "script", "graph", "notebook", "generated")
+UNSUPPORTED_TASK_TYPES = ("notebook", "generated")
 
 
 @final
@@ -71,9 +71,11 @@ class Node:
     Attributes:
         id: the node id.
         label: the ``label`` attribute, or ``None``.
-        task_type: ``"method"``, ``"ppfmethod"`` or ``"ppfport"``.
+        task_type: ``"method"``, ``"ppfmethod"``, ``"ppfport"``, ``"class"``
+            or ``"script"``.
         task_identifier: what to run, ``"pkg.module.function"`` or
-            ``"path/file.py::function"``; ``None`` for ``ppfport``.
+            ``"path/file.py::function"`` (a class for ``class``); ``None``
+            for ``ppfport``; the command, as written, for ``script``.
         default_inputs: input name to value; int names are positional.  Values
             given with ``inputs=`` are already applied.
         force_start_node: the node runs even if none of its links fired.
@@ -82,6 +84,7 @@ class Node:
         default_error_node: the node receives the errors of every node that has
             no ``on_error`` link of its own (see :doc:`/workflows`).
         extra: every other attribute of the node, as written.
+        argv: the program and arguments a ``script`` node runs, else ``None``.
     """
 
     id: NodeId
@@ -93,6 +96,7 @@ class Node:
     conditions_else_value: Any = None
     default_error_node: bool = False
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    argv: tuple[str, ...] | None = None
 
     @property
     def display_label(self) -> str:
@@ -126,8 +130,10 @@ class Link:
         on_error: the link fires only if the source fails, and carries the failure.
         required: as written: ``True``/``False``, or ``None`` to let the graph
             analysis decide (see `GraphAnalysis.required`).
-        sub_source: the ``sub_source`` attribute, kept for sub-graph support.
-        sub_target: the ``sub_target`` attribute, kept for sub-graph support.
+        sub_source: the ``sub_source`` attribute, as written, when the link
+            was rewired out of a sub-graph (see :ref:`sub-graphs`).
+        sub_target: the ``sub_target`` attribute, as written, when the link
+            was rewired into a sub-graph.
         extra: every other attribute of the link, as written.
     """
 

@@ -18,9 +18,9 @@ import attrs
 
 from ._analysis import analyse
 from ._errors import GraphValidationError
+from ._flatten import parse_graph
 from ._graph import Graph, Node
 from ._inputs import apply_inputs
-from ._parse import parse_graph
 from ._tasks import resolve_here
 
 #: Largest graph text or file accepted, in bytes.
@@ -73,7 +73,7 @@ def load_graph(
         collect = gc.isenabled()
         gc.disable()
         try:
-            nodes, links, fields = parse_graph(document, base_dir)
+            nodes, links, fields = parse_graph(document, base_dir, _read_file)
             analysis = analyse(nodes, links)
         finally:
             if collect:
@@ -95,16 +95,23 @@ def load_graph(
 
 
 def _check_importable(node: Node) -> None:
-    if node.task_type == "ppfport" or node.task_identifier is None:
+    if node.task_type in ("ppfport", "script") or node.task_identifier is None:
         return
     try:
-        resolve_here(node.task_identifier)
+        resolve_here(node)
     except Exception as exc:
         msg = (
             f"node {node.id!r}: cannot import task_identifier "
             f"{node.task_identifier!r}: {type(exc).__name__}: {exc}"
         )
         raise GraphValidationError(msg, node_id=node.id) from exc
+
+
+def _read_file(path: str) -> tuple[Any, str]:
+    """A sub-graph file's document and directory."""
+    document, base_dir = _read(path)
+    assert base_dir is not None
+    return document, base_dir
 
 
 def _read(source: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[Any, str | None]:

@@ -7,7 +7,7 @@ of task identifiers.  The caller's document is only read.
 
 from __future__ import annotations
 
-from collections import deque
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +22,7 @@ from ._graph import (
     Node,
     NodeId,
 )
+from ._scripts import script_argv
 from ._tasks import absolute_identifier, identifier_problem
 
 SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
@@ -62,10 +63,8 @@ _LINK_KEYS = frozenset(
 )
 
 
-def parse_graph(
-    document: Any, base_dir: str | None
-) -> tuple[list[Node], list[Link], dict[str, Any]]:
-    """Nodes, links (default error links appended) and the other `Graph` fields."""
+def check_header(document: Any) -> tuple[Mapping[str, Any], str]:
+    """The ``graph`` attributes and schema version of a graph document."""
     if not isinstance(document, Mapping):
         msg = f"a graph must be a JSON object, got {type(document).__name__}"
         raise GraphValidationError(msg)
@@ -89,22 +88,16 @@ def parse_graph(
             f"not be able to run code by being read"
         )
         raise GraphValidationError(msg)
+    return attributes, version
 
-    nodes: dict[NodeId, Node] = {}
-    for position, item in enumerate(_list(document, "nodes")):
-        node = _parse_node(item, position, base_dir)
-        if node.id in nodes:
-            msg = f"node {node.id!r} is defined twice (nodes[{position}])"
-            raise GraphValidationError(msg, node_id=node.id)
-        nodes[node.id] = node
-    links = [
-        _parse_link(item, index, version, nodes)
-        for index, item in enumerate(_list(document, "links"))
-    ]
-    links += _default_error_links(nodes, links, version)
+
+def graph_fields(
+    document: Mapping[str, Any], attributes: Mapping[str, Any], version: str
+) -> dict[str, Any]:
+    """The `Graph` fields besides nodes, links and analysis."""
     label = attributes.get("label")
     graph_id = attributes.get("id")
-    fields = {
+    return {
         "id": None if graph_id is None else str(graph_id),
         "label": None if label is None else str(label),
         "schema_version": version,
@@ -119,10 +112,9 @@ def parse_graph(
             if key not in ("graph", "nodes", "links")
         },
     }
-    return list(nodes.values()), links, fields
 
 
-def _list(document: Mapping[str, Any], key: str) -> list[Any]:
+def list_of(document: Mapping[str, Any], key: str) -> list[Any]:
     value = document.get(key, [])
     if not isinstance(value, list):
         msg = f"{key!r} must be a list, got {type(value).__name__}"
@@ -182,7 +174,7 @@ def _flag(item: Mapping[str, Any], key: str) -> bool:
     raise Invalid(msg)
 
 
-def _parse_node(item: Any, position: int, base_dir: str | None) -> Node:
+def parse_node(item: Any, position: int, base_dir: str | None) -> Node:
     if not isinstance(item, Mapping):
         msg = f"nodes[{position}] must be an object, got {type(item).__name__}"
         raise GraphValidationError(msg)
@@ -224,8 +216,16 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         known = SUPPORTED_TASK_TYPES + UNSUPPORTED_TASK_TYPES
         msg = f"unknown task_type {task_type!r}; expected one of {known}"
         raise Invalid(msg)
+    argv: tuple[str, ...] | None = None
     if task_type == "ppfport":
         identifier = None  # the identity: nothing to import, whatever is written
+    elif task_type == "script":
+        parsed = script_argv(identifier, base_dir)
+        if isinstance(parsed, str):
+            raise Invalid(parsed)
+        argv = parsed
+        if not isinstance(identifier, str):
+            identifier = shlex.join(argv)
     else:
         problem = identifier_problem(identifier)
         if problem is not None:
@@ -261,6 +261,7 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         force_start_node=_flag(item, "force_start_node"),
         conditions_else_value=item.get("conditions_else_value"),
         default_error_node=_flag(item, "default_error_node"),
+        argv=argv,
         extra={
             key: value
             for key, value in item.items()
@@ -269,7 +270,7 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
     )
 
 
-def _parse_link(
+def parse_link(
     item: Any, index: int, version: str, nodes: Mapping[NodeId, Node]
 ) -> Link:
     if not isinstance(item, Mapping):
@@ -298,13 +299,6 @@ def _link(
     for end, nid in (("source", source), ("target", target)):
         if nid not in nodes:
             msg = f"{end} {nid!r} is not a node of the graph"
-            raise Invalid(msg)
-    for end in ("sub_source", "sub_target"):
-        if item.get(end) is not None:
-            msg = (
-                f"{end} is only meaningful for sub-graph nodes (task_type "
-                f"'graph'), which trio_wf does not support yet"
-            )
             raise Invalid(msg)
     mappings = []
     for i, entry in enumerate(item.get("data_mapping") or ()):
@@ -354,46 +348,18 @@ def _link(
         conditions=tuple(conditions),
         on_error=on_error,
         required=required,
+        sub_source=_sub_reference(item, "sub_source"),
+        sub_target=_sub_reference(item, "sub_target"),
         extra={key: value for key, value in item.items() if key not in _LINK_KEYS},
     )
 
 
-def _default_error_links(
-    nodes: Mapping[NodeId, Node], links: list[Link], version: str
-) -> list[Link]:
-    """Links from every node without an error handler to each default error node.
-
-    As in ewokscore: nodes downstream of a default error node, and nodes that
-    already have an ``on_error`` link, get none.
-    """
-    handlers = [node for node in nodes.values() if node.default_error_node]
-    if not handlers:
-        return []
-    successors: dict[NodeId, list[NodeId]] = {}
-    handled = set()
-    for link in links:
-        successors.setdefault(link.source, []).append(link.target)
-        if link.on_error:
-            handled.add(link.source)
-    downstream = {node.id for node in handlers}
-    todo = deque(downstream)
-    while todo:
-        for target in successors.get(todo.popleft(), ()):
-            if target not in downstream:
-                downstream.add(target)
-                todo.append(target)
-    new: list[Link] = []
-    for handler in handlers:
-        attributes = handler.extra.get(
-            "default_error_attributes", {"map_all_data": True}
-        )
-        if not isinstance(attributes, Mapping):
-            msg = f"node {handler.id!r}: default_error_attributes must be an object"
-            raise GraphValidationError(msg, node_id=handler.id)
-        for node in nodes.values():
-            if node.id in downstream or node.id in handled:
-                continue
-            item = {**attributes, "source": node.id, "target": handler.id}
-            item["on_error"] = True
-            new.append(_parse_link(item, len(links) + len(new), version, nodes))
-    return new
+def _sub_reference(item: Mapping[str, Any], key: str) -> NodeId | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        return normalise_id(value)
+    except Invalid as exc:
+        msg = f"{key} {exc}"
+        raise Invalid(msg) from None

@@ -3,9 +3,12 @@
 ``method`` calls ``function(*positional, **keyword)`` and outputs
 ``{"return_value": result}``; ``ppfmethod`` calls ``function(**inputs)`` (with the
 ``_ppfdict`` input unpacked into them) and outputs ``{"_ppfdict": inputs updated
-with the returned dict}``; ``ppfport`` is the identity on ``_ppfdict``.  The
-function is imported in the worker, never in the parent (unless the graph is
-trusted and `load_graph` checks its identifiers).
+with the returned dict}``; ``ppfport`` is the identity on ``_ppfdict``; ``class``
+runs a task class (see `run_class_task`) and outputs what it set; ``script``
+runs a program from the parent (see ``_scripts``).  Functions and classes are
+imported in the worker, never in the parent (unless the graph is trusted and
+`load_graph` checks its identifiers).  ``graph`` nodes never get here: they are
+flattened on load.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any
 import trio
 
 import trio_wf
-from _trio_wf_worker._tasks import run_task
+from _trio_wf_worker._tasks import check_task_class, load_task, run_class_task, run_task
 
 from ._errors import TaskInputError
 from ._graph import InputName, Node
+from ._scripts import run_script
 
 PPFDICT = "_ppfdict"
 
@@ -66,9 +70,14 @@ def absolute_identifier(identifier: str, base_dir: str | None) -> str:
     return f"{os.path.normpath(path)}::{name}"
 
 
-def resolve_here(identifier: str) -> object:
+def resolve_here(node: Node) -> object:
     """Import the task in this process (trusted graphs only), as a worker would."""
-    return run_task(identifier, (), {}, call=False)
+    assert node.task_identifier is not None
+    if node.task_type == "class":
+        task = load_task(node.task_identifier)
+        check_task_class(task, node.task_identifier)
+        return task
+    return run_task(node.task_identifier, (), {}, call=False)
 
 
 # Pickled by reference: it lives in the trio-free worker package.
@@ -92,8 +101,8 @@ def split_method_inputs(
     return args, kwargs
 
 
-def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
-    """All inputs as keywords, with the ``_ppfdict`` input unpacked into them."""
+def keyword_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
+    """The inputs of a task that takes keyword inputs only."""
     positional = [name for name in inputs if isinstance(name, int)]
     if positional:
         msg = (
@@ -101,7 +110,12 @@ def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
             f"{positional}: its task takes keyword inputs only"
         )
         raise TaskInputError(msg)
-    kwargs: dict[str, Any] = dict(inputs)  # type: ignore[arg-type]
+    return dict(inputs)  # type: ignore[arg-type]
+
+
+def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
+    """All inputs as keywords, with the ``_ppfdict`` input unpacked into them."""
+    kwargs = keyword_inputs(node, inputs)
     ppfdict = kwargs.pop(PPFDICT, None)
     if ppfdict:
         if not isinstance(ppfdict, Mapping):
@@ -114,44 +128,68 @@ def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
     return kwargs
 
 
-async def run_node_task(
-    node: Node,
-    inputs: Mapping[InputName, Any],
-    backend: trio_wf.SupportsRunSync,
-    limiter: trio.CapacityLimiter | None,
-) -> tuple[dict[str, Any], int | None]:
-    """Run ``node``'s task on ``backend``; return its outputs and the worker's pid.
+class TaskRunner:
+    """Runs the task of a node on a backend: the walker's one way out."""
 
-    Cancellation kills the worker running the task.
-    """
-    if node.task_type == "ppfport":
-        await trio.lowlevel.checkpoint()
-        return {PPFDICT: ppf_inputs(node, inputs)}, None
-    assert node.task_identifier is not None  # checked on load
-    if node.task_type == "method":
-        args, kwargs = split_method_inputs(node, inputs)
-        pid, result = await backend.run_sync(
+    def __init__(
+        self,
+        backend: trio_wf.SupportsRunSync,
+        limiter: trio.CapacityLimiter | None,
+        *,
+        allow_scripts: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.limiter = limiter
+        self.allow_scripts = allow_scripts
+
+    async def run(
+        self, node: Node, inputs: Mapping[InputName, Any]
+    ) -> tuple[dict[str, Any], int | None]:
+        """Run ``node``'s task; return its outputs and the worker's pid.
+
+        Cancellation kills the worker running the task.
+        """
+        if node.task_type == "ppfport":
+            await trio.lowlevel.checkpoint()
+            return {PPFDICT: ppf_inputs(node, inputs)}, None
+        assert node.task_identifier is not None  # checked on load
+        if node.task_type == "script":
+            assert self.allow_scripts  # checked before the run
+            return await run_script(node, inputs, self.limiter), None
+        if node.task_type == "class":
+            kwargs = keyword_inputs(node, inputs)
+            pid, outputs = await self.backend.run_sync(
+                run_class_task,
+                node.task_identifier,
+                kwargs,
+                kill_on_cancel=True,
+                limiter=self.limiter,
+            )
+            return outputs, pid
+        if node.task_type == "method":
+            args, kwargs = split_method_inputs(node, inputs)
+            pid, result = await self.backend.run_sync(
+                EXECUTOR,
+                node.task_identifier,
+                args,
+                kwargs,
+                kill_on_cancel=True,
+                limiter=self.limiter,
+            )
+            return {"return_value": result}, pid
+        kwargs = ppf_inputs(node, inputs)
+        pid, result = await self.backend.run_sync(
             EXECUTOR,
             node.task_identifier,
-            args,
+            (),
             kwargs,
             kill_on_cancel=True,
-            limiter=limiter,
+            limiter=self.limiter,
         )
-        return {"return_value": result}, pid
-    kwargs = ppf_inputs(node, inputs)
-    pid, result = await backend.run_sync(
-        EXECUTOR,
-        node.task_identifier,
-        (),
-        kwargs,
-        kill_on_cancel=True,
-        limiter=limiter,
-    )
-    if not isinstance(result, Mapping):
-        msg = (
-            f"ppfmethod task {node.task_identifier!r} of node {node.id!r} must "
-            f"return a dict, got {type(result).__name__}"
-        )
-        raise TypeError(msg)
-    return {PPFDICT: {**kwargs, **result}}, pid
+        if not isinstance(result, Mapping):
+            msg = (
+                f"ppfmethod task {node.task_identifier!r} of node {node.id!r} must "
+                f"return a dict, got {type(result).__name__}"
+            )
+            raise TypeError(msg)
+        return {PPFDICT: {**kwargs, **result}}, pid

@@ -1,0 +1,7 @@
+"""``python -m trio_wf.workflow run GRAPH``: the ``trio-wf`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""Where node tasks run: worker processes, threads, or the Trio thread itself.
+
+One argument of `aexecute_graph` chooses: ``worker_type`` (our spelling), or
+ewoksppf's ``pool_type`` or ewoksdask's ``scheduler`` where they mean the same.
+The two in-process backends implement `trio_wf.SupportsRunSync` like a
+`trio_wf.WorkerContext`, so the walker cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final, TypeVar, final
+
+import attrs
+import trio
+
+import trio_wf
+
+if sys.version_info >= (3, 11):
+    from typing import TypeVarTuple, Unpack
+else:
+    from typing_extensions import TypeVarTuple, Unpack
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+THREAD: Final = "thread"
+SEQUENTIAL: Final = "sequential"
+#: Every ``worker_type`` the engine accepts.
+WORKER_TYPES = (*(t.value for t in trio_wf.WorkerType), THREAD, SEQUENTIAL)
+
+# ewoksppf's pool_type and ewoksdask's scheduler, where they mean one of ours.
+_POOL_TYPES = {"process": "spawn", "thread": THREAD}
+_SCHEDULERS = {
+    "sequential": SEQUENTIAL,
+    "multithreading": THREAD,
+    "multiprocessing": "spawn",
+}
+
+
+@final
+@attrs.frozen
+class InProcessStatistics:
+    """A snapshot of an in-process backend: how many tasks run now."""
+
+    running: int
+
+
+class _InProcess:
+    def __init__(self) -> None:
+        self._running = 0
+
+    def statistics(self) -> InProcessStatistics:
+        return InProcessStatistics(running=self._running)
+
+
+@final
+class ThreadBackend(_InProcess):
+    """Runs each task in a thread of Trio's thread cache.
+
+    A thread cannot be killed: when the run is cancelled or times out, the
+    tasks already running are waited for (``kill_on_cancel`` is ignored), then
+    the cancellation goes on.
+    """
+
+    async def run_sync(
+        self,
+        sync_fn: Callable[[Unpack[Ts]], R],
+        *args: Unpack[Ts],
+        kill_on_cancel: bool = False,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> R:
+        self._running += 1
+        try:
+            # abandon_on_cancel=False: an abandoned thread would go on running
+            # user code after the run "ended", writing its files, holding its
+            # locks; waiting for it is the honest choice.
+            return await trio.to_thread.run_sync(sync_fn, *args, limiter=limiter)
+        finally:
+            self._running -= 1
+
+
+@final
+class SequentialBackend(_InProcess):
+    """Runs each task in the Trio thread, one at a time: for debugging.
+
+    A task blocks the event loop while it runs, so nothing else happens at the
+    same time: a timeout or a cancellation takes effect between tasks, and
+    Ctrl+C raises `KeyboardInterrupt` inside the task, where a debugger or a
+    traceback shows it.
+    """
+
+    async def run_sync(
+        self,
+        sync_fn: Callable[[Unpack[Ts]], R],
+        *args: Unpack[Ts],
+        kill_on_cancel: bool = False,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> R:
+        # One at a time needs no lock: the call below never yields.
+        await trio.lowlevel.checkpoint()
+        self._running += 1
+        try:
+            return sync_fn(*args)
+        finally:
+            self._running -= 1
+
+
+def choose_worker_type(
+    worker_type: Any, pool_type: Any, scheduler: Any, has_context: bool
+) -> str | None:
+    """The one backend the options name (``None``: the default), or a ValueError."""
+    given = [
+        f"{name}={value!r}"
+        for name, value in (
+            ("worker_type", worker_type),
+            ("pool_type", pool_type),
+            ("scheduler", scheduler),
+        )
+        if value is not None
+    ]
+    if has_context and given:
+        msg = f"pass either context or {given[0]}, not both"
+        raise ValueError(msg)
+    if len(given) > 1:
+        msg = f"pass only one of {' and '.join(given)}: they choose the same thing"
+        raise ValueError(msg)
+    if pool_type is not None:
+        return _translate("pool_type", pool_type, _POOL_TYPES, "ewoksppf")
+    if scheduler is not None:
+        return _translate("scheduler", scheduler, _SCHEDULERS, "ewoksdask")
+    if worker_type is None:
+        return None
+    value = worker_type.value if isinstance(worker_type, trio_wf.WorkerType) else None
+    if value is None and worker_type in WORKER_TYPES:
+        value = worker_type
+    if value is None:
+        choices = ", ".join(map(repr, WORKER_TYPES))
+        msg = f"worker_type must be one of {choices}, got {worker_type!r}"
+        raise ValueError(msg)
+    return str(value)
+
+
+def _translate(name: str, value: Any, table: dict[str, str], engine: str) -> str:
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        known = ", ".join(f"{k!r} (= worker_type {v!r})" for k, v in table.items())
+        msg = (
+            f"{name}={value!r} has no trio_wf equivalent; the {engine} values "
+            f"trio_wf accepts are {known}, or use worker_type"
+        )
+        raise ValueError(msg) from None
+
+
+@asynccontextmanager
+async def open_backend(kind: str | None) -> AsyncIterator[trio_wf.SupportsRunSync]:
+    """A private backend of the chosen kind (default: spawn), closed on exit."""
+    if kind == THREAD:
+        await trio.lowlevel.checkpoint()
+        yield ThreadBackend()
+    elif kind == SEQUENTIAL:
+        await trio.lowlevel.checkpoint()
+        yield SequentialBackend()
+    else:
+        worker_type = trio_wf.WorkerType(kind or "spawn")
+        async with trio_wf.open_worker_context(worker_type=worker_type) as context:
+            yield context

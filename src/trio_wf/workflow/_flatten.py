@@ -1,0 +1,297 @@
+"""A whole graph document into records: sub-graphs flattened, error links added.
+
+A ``graph`` node stands for another graph (a file path, relative to the graph
+file, or an inline dict).  Its nodes join the parent graph with tuple ids,
+``(graph_node_id, sub_node_id)``; links to and from the graph node are rewired
+to the sub-graph's nodes that ``sub_target`` and ``sub_source`` name: a node id,
+an ``input_nodes``/``output_nodes`` alias, or a path through nested graph nodes.
+Reading a sub-graph imports nothing, like reading any graph.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import GraphValidationError
+from ._graph import Link, Node, NodeId
+from ._parse import (
+    Invalid,
+    check_header,
+    graph_fields,
+    list_of,
+    node_id,
+    normalise_id,
+    parse_link,
+    parse_node,
+)
+
+#: Reads a graph file: its document and its directory.
+Reader = Callable[[str], tuple[Any, str]]
+#: How deep graph nodes may nest.
+MAX_NESTING = 20
+
+_INHERITED = ("force_start_node", "conditions_else_value", "default_error_node")
+
+
+@attrs.define
+class _Sub:
+    """What links into and out of a flattened graph can name."""
+
+    ids: set[NodeId]
+    inputs: dict[NodeId, list[tuple[NodeId, Mapping[str, Any]]]]
+    outputs: dict[NodeId, list[tuple[NodeId, Mapping[str, Any]]]]
+    starts: list[NodeId]
+    ends: list[NodeId]
+    children: dict[NodeId, _Sub]
+
+
+def parse_graph(
+    document: Any, base_dir: str | None, read: Reader
+) -> tuple[list[Node], list[Link], dict[str, Any]]:
+    """Nodes, links (default error links appended) and the other `Graph` fields."""
+    attributes, version = check_header(document)
+    nodes, links, _ = _flatten(document, base_dir, read, ())
+    links += _default_error_links(nodes, links, version)
+    return list(nodes.values()), links, graph_fields(document, attributes, version)
+
+
+def _flatten(
+    document: Any, base_dir: str | None, read: Reader, stack: tuple[str, ...]
+) -> tuple[dict[NodeId, Node], list[Link], _Sub]:
+    attributes, version = check_header(document)
+    nodes: dict[NodeId, Node] = {}
+    links: list[Link] = []
+    children: dict[NodeId, _Sub] = {}
+    for position, item in enumerate(list_of(document, "nodes")):
+        if isinstance(item, Mapping) and item.get("task_type") == "graph":
+            gid = node_id(item.get("id"), f"nodes[{position}].id")
+            if gid in nodes or gid in children:
+                msg = f"node {gid!r} is defined twice (nodes[{position}])"
+                raise GraphValidationError(msg, node_id=gid)
+            sub_nodes, sub_links, sub = _subgraph(item, gid, base_dir, read, stack)
+            nodes.update(sub_nodes)
+            links += sub_links
+            children[gid] = sub
+            continue
+        node = parse_node(item, position, base_dir)
+        if node.id in nodes or node.id in children:
+            msg = f"node {node.id!r} is defined twice (nodes[{position}])"
+            raise GraphValidationError(msg, node_id=node.id)
+        nodes[node.id] = node
+    own = len(links)
+    for index, item in enumerate(list_of(document, "links")):
+        for expanded in _expand_link(item, index, children):
+            links.append(parse_link(expanded, own + index, version, nodes))
+    local = set(nodes)
+    targets = {link.target for link in links}
+    sources = {link.source for link in links if not link.on_error}
+    sub = _Sub(
+        ids=local,
+        inputs={},
+        outputs={},
+        starts=[nid for nid in nodes if nid not in targets],
+        ends=[nid for nid in nodes if nid not in sources],
+        children=children,
+    )
+    for key, side, table in (
+        ("input_nodes", "in", sub.inputs),
+        ("output_nodes", "out", sub.outputs),
+    ):
+        for i, entry in enumerate(attributes.get(key) or ()):
+            where = f"graph {key}[{i}]"
+            if (
+                not isinstance(entry, Mapping)
+                or "id" not in entry
+                or "node" not in entry
+            ):
+                msg = f'{where} must be {{"id": alias, "node": node id, ...}}'
+                raise GraphValidationError(msg)
+            alias = node_id(entry["id"], f"{where}.id")
+            target = node_id(entry["node"], f"{where}.node")
+            extra = entry.get("link_attributes") or {}
+            if not isinstance(extra, Mapping):
+                msg = f"{where}.link_attributes must be an object"
+                raise GraphValidationError(msg)
+            resolved: list[tuple[NodeId, Mapping[str, Any]]]
+            if target in children:
+                found = _resolve(children[target], entry.get("sub_node"), side, where)
+                resolved = [((target, n), {**a, **extra}) for n, a in found]
+            elif target in local:
+                resolved = [(target, extra)]
+            else:
+                msg = f"{where}.node {target!r} is not a node of the graph"
+                raise GraphValidationError(msg)
+            table.setdefault(alias, []).extend(resolved)
+    return nodes, links, sub
+
+
+def _subgraph(
+    item: Mapping[str, Any],
+    gid: NodeId,
+    base_dir: str | None,
+    read: Reader,
+    stack: tuple[str, ...],
+) -> tuple[dict[NodeId, Node], list[Link], _Sub]:
+    """The nodes and links of graph node ``gid``, with their ids prefixed."""
+    identifier = item.get("task_identifier")
+    if len(stack) >= MAX_NESTING:
+        msg = f"node {gid!r}: graph nodes nest more than {MAX_NESTING} levels deep"
+        raise GraphValidationError(msg, node_id=gid)
+    if isinstance(identifier, Mapping):
+        document, sub_dir, key = identifier, base_dir, f"<inline {gid!r}>"
+    elif isinstance(identifier, str) and identifier:
+        path = os.path.normpath(os.path.join(base_dir or os.getcwd(), identifier))
+        if path in stack:
+            msg = f"node {gid!r}: graph file {path!r} includes itself"
+            raise GraphValidationError(msg, node_id=gid)
+        try:
+            document, sub_dir = read(path)
+        except OSError as exc:
+            msg = f"node {gid!r}: cannot read sub-graph {path!r}: {exc.strerror}"
+            raise GraphValidationError(msg, node_id=gid) from exc
+        key = path
+    else:
+        msg = (
+            f"node {gid!r}: a graph node's task_identifier must be a graph file "
+            f"path or an inline graph, got {identifier!r}"
+        )
+        raise GraphValidationError(msg, node_id=gid)
+    try:
+        nodes, links, sub = _flatten(document, sub_dir, read, (*stack, key))
+    except GraphValidationError as exc:
+        msg = f"in sub-graph node {gid!r}: {exc}"
+        raise GraphValidationError(msg, node_id=gid) from exc
+    prefixed: dict[NodeId, Node] = {
+        (gid, nid): attrs.evolve(node, id=(gid, nid)) for nid, node in nodes.items()
+    }
+    # The graph node's own attributes go to the sub-graph's input nodes.
+    inherited = {key: item[key] for key in _INHERITED if key in item}
+    for flag in ("force_start_node", "default_error_node"):
+        if flag in inherited:
+            inherited[flag] = bool(inherited[flag])
+    as_port = {"id": item.get("id"), "task_type": "ppfport"}
+    as_port["default_inputs"] = item.get("default_inputs")
+    defaults = parse_node(as_port, 0, base_dir).default_inputs
+    for nid, _ in _resolve(sub, None, "in", f"node {gid!r}"):
+        node = prefixed[gid, nid]
+        changes: dict[str, Any] = dict(inherited)
+        if defaults:
+            changes["default_inputs"] = {**node.default_inputs, **defaults}
+        prefixed[gid, nid] = attrs.evolve(node, **changes)
+    links = [
+        attrs.evolve(link, source=(gid, link.source), target=(gid, link.target))
+        for link in links
+    ]
+    return prefixed, links, sub
+
+
+def _resolve(
+    sub: _Sub, reference: Any, side: str, where: str
+) -> list[tuple[NodeId, Mapping[str, Any]]]:
+    """The sub-graph nodes (local ids) a sub_source/sub_target names."""
+    aliases = sub.inputs if side == "in" else sub.outputs
+    if reference is None:
+        if aliases:
+            return [pair for pairs in aliases.values() for pair in pairs]
+        ids = sub.starts if side == "in" else sub.ends
+        return [(nid, {}) for nid in ids]
+    try:
+        ref = normalise_id(reference)
+    except Invalid as exc:
+        msg = f"{where}: sub-graph reference {exc}"
+        raise GraphValidationError(msg) from None
+    if isinstance(ref, tuple) and len(ref) == 1:
+        ref = ref[0]  # a path of one step
+    if ref in aliases:
+        return list(aliases[ref])
+    if ref in sub.ids:
+        return [(ref, {})]
+    if ref in sub.children:
+        return [
+            ((ref, n), a) for n, a in _resolve(sub.children[ref], None, side, where)
+        ]
+    if isinstance(ref, tuple) and ref[0] in sub.children:
+        rest = ref[1] if len(ref) == 2 else ref[1:]
+        found = _resolve(sub.children[ref[0]], rest, side, where)
+        return [((ref[0], n), a) for n, a in found]
+    kind = "input_nodes" if side == "in" else "output_nodes"
+    msg = (
+        f"{where}: {reference!r} is neither a node nor an {kind} alias of the sub-graph"
+    )
+    raise GraphValidationError(msg)
+
+
+def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list[Any]:
+    """A link, or the links it stands for when it touches graph nodes."""
+    if not isinstance(item, Mapping) or "source" not in item or "target" not in item:
+        return [item]  # parse_link says what is wrong
+    source = node_id(item["source"], f"links[{index}].source")
+    target = node_id(item["target"], f"links[{index}].target")
+    where = f"link {index} ({source!r} -> {target!r})"
+    ends: list[list[tuple[NodeId, Mapping[str, Any]]]] = []
+    for node, key, side in (
+        (source, "sub_source", "out"),
+        (target, "sub_target", "in"),
+    ):
+        if node in children:
+            found = _resolve(children[node], item.get(key), side, where)
+            ends.append([((node, n), a) for n, a in found])
+        elif item.get(key) is not None:
+            end = "source" if side == "out" else "target"
+            msg = f"{where}: {key} is only meaningful when the {end} is a graph node"
+            raise GraphValidationError(msg, link_index=index)
+        else:
+            ends.append([(node, {})])
+    expanded = []
+    for new_source, source_attributes in ends[0]:
+        for new_target, target_attributes in ends[1]:
+            attributes = {**source_attributes, **target_attributes, **item}
+            attributes["source"], attributes["target"] = new_source, new_target
+            expanded.append(attributes)
+    return expanded
+
+
+def _default_error_links(
+    nodes: Mapping[NodeId, Node], links: list[Link], version: str
+) -> list[Link]:
+    """Links from every node without an error handler to each default error node.
+
+    As in ewokscore: nodes downstream of a default error node, and nodes that
+    already have an ``on_error`` link, get none.
+    """
+    handlers = [node for node in nodes.values() if node.default_error_node]
+    if not handlers:
+        return []
+    successors: dict[NodeId, list[NodeId]] = {}
+    handled = set()
+    for link in links:
+        successors.setdefault(link.source, []).append(link.target)
+        if link.on_error:
+            handled.add(link.source)
+    downstream = {node.id for node in handlers}
+    todo = deque(downstream)
+    while todo:
+        for target in successors.get(todo.popleft(), ()):
+            if target not in downstream:
+                downstream.add(target)
+                todo.append(target)
+    new: list[Link] = []
+    for handler in handlers:
+        attributes = handler.extra.get(
+            "default_error_attributes", {"map_all_data": True}
+        )
+        if not isinstance(attributes, Mapping):
+            msg = f"node {handler.id!r}: default_error_attributes must be an object"
+            raise GraphValidationError(msg, node_id=handler.id)
+        for node in nodes.values():
+            if node.id in downstream or node.id in handled:
+                continue
+            item = {**attributes, "source": node.id, "target": handler.id}
+            item["on_error"] = True
+            new.append(parse_link(item, len(links) + len(new), version, nodes))
+    return new
