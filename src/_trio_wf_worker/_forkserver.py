@@ -7,7 +7,8 @@ pipe and, once it has reaped the child, its exit status, then closes it.  So the
 parent can wait for a worker it did not fork, without polling.
 
 The server exits when the parent closes the socket (or dies); its busy children
-then die too, through ``PR_SET_PDEATHSIG``.
+then die too, through ``PR_SET_PDEATHSIG``.  It outlives a SIGTERM that ends its
+workers, so that it can report their exit status.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def forkserver_main(control_fd: int) -> None:
     signal.set_wakeup_fd(wake_w)
     # A Python-level handler (that does nothing) makes SIGCHLD write to wake_w.
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    # A SIGTERM to the process group (a service manager's stop) ends the workers,
+    # and the server stays to report how they ended: it leaves when the parent
+    # does.  A handler rather than SIG_IGN, which the workers would inherit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     children: dict[int, int] = {}  # pid -> status fd
     try:
         while True:
@@ -53,6 +58,7 @@ def forkserver_main(control_fd: int) -> None:
                 os.close(result_fd)
                 os.write(status_fd, PID.pack(pid))
     finally:
+        control.close()  # no ResourceWarning at exit
         _reap(children)
 
 

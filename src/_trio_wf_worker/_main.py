@@ -49,6 +49,23 @@ def ignore_sigint() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+def reset_signal_handlers() -> None:
+    """Restore the default action of every signal the parent handled in Python.
+
+    Those handlers belong to the parent: trio's (``open_signal_receiver``) would
+    wake the parent's event loop from here and raise into the job instead of
+    letting, say, SIGTERM end the worker.  Like ``exec``, which a spawned worker
+    went through, keep ignored signals ignored.
+    """
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except ValueError:  # pragma: no cover, signals Python cannot query
+            continue
+        if callable(handler):
+            signal.signal(signum, signal.SIG_DFL)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL us when our parent dies (a busy worker sees no EOF)."""
     if sys.platform != "linux":  # pragma: no cover, Linux CI only
@@ -102,7 +119,9 @@ def _run_job(payload: bytes) -> bytes:
         return frame(ERROR, dumps_exception(exc))
     try:
         return frame(OK, dumps(result))
-    except Exception as exc:
+    except BaseException as exc:
+        # BaseException too: a SystemExit from a __reduce__ must not kill the
+        # worker (nor, in a forked one, print a traceback); the caller learns it.
         error = TypeError(
             f"the result of {describe_callable(fn)} could not be pickled: "
             f"{type(exc).__name__}: {exc}"
@@ -246,6 +265,7 @@ def forked_main(job_fd: int, result_fd: int) -> None:
     """Entry point of a forked worker; never returns into the parent's code."""
     code = 1
     try:
+        reset_signal_handlers()
         ignore_sigint()
         signal.set_wakeup_fd(-1)
         keep = (*_multiprocessing_after_fork(), *_std_stream_fds())

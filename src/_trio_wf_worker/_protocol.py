@@ -176,7 +176,7 @@ def dumps_exception(exc: BaseException) -> bytes:
             if type(link).__module__ == "builtins":
                 copyreg.pickle(type(link), _reduce_builtin_exception)
         return dumps(exc)
-    except Exception:
+    except BaseException:  # a SystemExit from a __reduce__ included: see _run_job
         text = "".join(traceback.format_exception(exc))
         return dumps(RemoteError(qualified_name(type(exc)), str(exc), text))
 

@@ -70,7 +70,8 @@ async def run_sync(
 
     The worker comes from the current context: the innermost `cache_scope`, or
     the default context (see `configure_default_context`).  Workers are cached,
-    most recently used first, and reused.
+    most recently used first, and reused.  :doc:`/failures` says what the caller
+    sees when something goes wrong.
 
     Args:
         sync_fn: a synchronous callable; it and ``args`` are pickled (with

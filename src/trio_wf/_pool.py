@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import math
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -248,13 +249,13 @@ class WorkerPool:
                     self._drained = trio.Event()
             if self._drained is not None:
                 await self._drained.wait()
-            workers = self._take_all()
+            workers, died = self._take_all()
             with trio.move_on_after(self._grace_period):
                 for worker in workers:
                     await worker.process.wait()
             killed = _kill_remaining(workers)
             exits = [await worker.reap() for worker in workers]
-        _raise_if_unclean(exits, killed, self._grace_period)
+        _raise_if_unclean(exits, died, killed, self._grace_period)
 
     def shutdown_blocking(self) -> None:
         """Close without trio and without waiting for running calls.
@@ -266,7 +267,7 @@ class WorkerPool:
         self._closed = True
         if not self._calls:
             _live_pools.discard(self)
-        workers = self._take_all()
+        workers, died = self._take_all()
         deadline = time.monotonic() + self._grace_period
         for worker in workers:
             worker.process.wait_blocking(max(deadline - time.monotonic(), 0))
@@ -276,13 +277,21 @@ class WorkerPool:
             code = worker.process.wait_blocking(math.inf)
             worker.release()
             exits.append(WorkerExit(worker.pid, code))
-        _raise_if_unclean(exits, killed, self._grace_period)
+        _raise_if_unclean(exits, died, killed, self._grace_period)
 
-    def _take_all(self) -> list[ProcessWorker]:
+    def _take_all(self) -> tuple[list[ProcessWorker], set[int]]:
+        """Close every worker's job pipe; also return the pids of the dead ones.
+
+        An idle worker whose pipe already reads EOF died on its own (killed from
+        outside, say by a SIGTERM to the whole process group): a call would have
+        pruned it silently, so its exit status is no shutdown failure
+        (trio-parallel#348).
+        """
+        died = {worker.pid for worker in self._idle if worker.died_while_idle()}
         workers, self._idle, self._leaving = self._idle + self._leaving, [], []
         for worker in workers:
             worker.shutdown()
-        return workers
+        return workers, died
 
 
 def _kill_remaining(workers: list[ProcessWorker]) -> set[int]:
@@ -294,8 +303,20 @@ def _kill_remaining(workers: list[ProcessWorker]) -> set[int]:
     return killed
 
 
-def _raise_if_unclean(exits: list[WorkerExit], killed: set[int], grace: float) -> None:
-    bad = [e for e in exits if e.pid in killed or e.exitcode != 0]
+def _raise_if_unclean(
+    exits: list[WorkerExit], excused: set[int], killed: set[int], grace: float
+) -> None:
+    # Workers we had to kill are reported, and so are bad exit statuses, except
+    # those of workers that died before the shutdown began (a call would have
+    # pruned them) or were terminated by SIGTERM: asked to stop, typically with the
+    # whole process group by a service manager, which is no failure of ours
+    # (trio-parallel#348).
+    bad = [
+        e
+        for e in exits
+        if e.pid in killed
+        or (e.exitcode not in (0, -signal.SIGTERM) and e.pid not in excused)
+    ]
     if not bad:
         return
     details = "; ".join(

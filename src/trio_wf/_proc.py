@@ -327,6 +327,9 @@ def _get_forkserver() -> _ForkServer:
             or server.owner != os.getpid()
             or server.process.poll() is not None
         ):
+            if server is not None:
+                # Dead (killed with the process group, say), or our parent's.
+                server.socket.close()
             server = _forkserver_instance = _ForkServer()
         return server
 

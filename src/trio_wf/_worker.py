@@ -147,6 +147,10 @@ class ProcessWorker:
         self._buffer += data  # b"" at EOF: receive() then raises WorkerDied
         return True
 
+    def died_while_idle(self) -> bool:
+        """Whether this idle worker's pipe reads EOF, with no goodbye before it."""
+        return self.has_news() and not self._buffer
+
     def shutdown(self) -> None:
         """Close the job pipe: an idle worker sees EOF and exits cleanly."""
         if self._send_fd is not None:
