@@ -173,14 +173,18 @@ def serve(job_fd: int, result_fd: int) -> int:
     idle_timeout: float = config["idle_timeout"]
     poller = select.poll()
     poller.register(job_fd, select.POLLIN)
+    # A new worker was started for a call: it waits for that call's job however
+    # short the idle timeout, so a resubmitted job always finds a taker.
+    first = True
     while True:
-        if not _wait_for_job(poller, reader, idle_timeout):
+        if not first and not _wait_for_job(poller, reader, idle_timeout):
             _send(result_fd, frame(BYE))
             return EXIT_CLEAN
         try:
             kind, payload = reader.read_message()
         except EOFError:
             return EXIT_CLEAN  # the parent closed the pipe: a graceful shutdown
+        first = False
         if not _send(result_fd, _run_job(payload)):
             return EXIT_CLEAN
         try:

@@ -41,7 +41,7 @@ from _trio_wf_worker._protocol import (
 
 from . import _proc
 from ._errors import BrokenWorkerError, WorkerExit
-from ._worker import ProcessWorker, WorkerDied
+from ._worker import ProcessWorker, WorkerDied, WorkerGone
 
 Launcher = Callable[[], Awaitable[_proc.Launched]]
 
@@ -103,25 +103,50 @@ class WorkerPool:
         kill_on_cancel: bool,
         limiter: Any,
     ) -> Any:
-        async with limiter:
-            if self._closed:
-                msg = "this worker context is closed"
-                raise trio.ClosedResourceError(msg)
+        if type(limiter) is not trio.CapacityLimiter:
+            async with limiter:
+                return await self._run_limited(fn, args, kill_on_cancel)
+        # The same, one trip through the scheduler cheaper: entry is a cancel
+        # point here, and waiting for the worker's reply is the schedule point.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await limiter.acquire()
+        try:
+            return await self._run_limited(fn, args, kill_on_cancel)
+        finally:
+            limiter.release()
+
+    async def _run_limited(
+        self, fn: Callable[..., Any], args: Sequence[Any], kill_on_cancel: bool
+    ) -> Any:
+        if self._closed:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            msg = "this worker context is closed"
+            raise trio.ClosedResourceError(msg)
+        try:
             job = _pickle_job(fn, args)
-            with self._lock:
-                self._calls += 1
-            try:
-                while True:
-                    # kill_on_cancel=False: the job is shielded and its result is
-                    # returned; the cancellation is delivered at the next checkpoint.
-                    with trio.CancelScope(shield=not kill_on_cancel):
+        except pickle.PicklingError:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            raise
+        with self._lock:
+            self._calls += 1
+        try:
+            while True:
+                if kill_on_cancel:
+                    result = await self._attempt(fn, job)
+                else:
+                    # The job is shielded and its result returned; the
+                    # cancellation is delivered at the caller's next checkpoint.
+                    with trio.CancelScope(shield=True):
                         result = await self._attempt(fn, job)
-                    if result is not None:
-                        return result.unwrap()
-                    # Resubmitting: stay cancellable even while KI-protected.
-                    await trio.lowlevel.checkpoint_if_cancelled()
-            finally:
-                self._call_done()
+                if result is not None:
+                    return result.unwrap()
+                # Resubmitting: stay cancellable even while KI-protected.
+                await trio.lowlevel.checkpoint_if_cancelled()
+        finally:
+            self._call_done()
 
     def _call_done(self) -> None:
         with self._lock:
@@ -134,6 +159,11 @@ class WorkerPool:
         worker = await self._take()
         try:
             kind, payload = await worker.run(job)
+        except WorkerGone:
+            # Gone before reading the job (killed while idle, say): the job never
+            # ran, so it goes to another worker.
+            await worker.kill_and_reap()
+            return None
         except WorkerDied:
             died = await worker.kill_and_reap()
             msg = f"{died.describe()} while running {describe_callable(fn)}"
@@ -163,20 +193,14 @@ class WorkerPool:
         return None
 
     async def _take(self) -> ProcessWorker:
-        while self._idle:
-            try:
-                worker = self._idle.pop()
-            except IndexError:  # pragma: no cover, another trio thread emptied it
-                break
-            if not worker.has_news():
-                return worker
-            try:
-                kind, payload = await worker.receive()
-            except WorkerDied:
-                kind, payload = None, b""
-            await self._goodbye(worker, kind, payload)
-        self._reap_leaving()
-        return await self._start_worker()
+        # No liveness probe: a worker that left or died while idle is found out
+        # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
+        # job it never read is resubmitted.
+        try:
+            return self._idle.pop()
+        except IndexError:
+            self._reap_leaving()
+            return await self._start_worker()
 
     async def _goodbye(
         self, worker: ProcessWorker, kind: int | None, payload: Any

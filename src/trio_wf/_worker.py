@@ -24,6 +24,10 @@ class WorkerDied(Exception):
     """The worker's pipe reached EOF: it died (the pool turns this into an error)."""
 
 
+class WorkerGone(WorkerDied):
+    """The worker was gone before it read the whole message, which never ran."""
+
+
 class ProcessWorker:
     """One worker process, seen from the parent.
 
@@ -71,20 +75,39 @@ class ProcessWorker:
         return worker, kind, payload
 
     async def run(self, message: bytes) -> tuple[int, bytes | bytearray]:
-        """Send one message and wait for the reply; raise `WorkerDied` on EOF."""
-        await self._send(message)
-        return await self.receive()
+        """Send one message and wait for the reply.
 
-    async def _send(self, data: bytes) -> None:
+        Raises `WorkerGone` if the worker was already gone (the message never
+        ran), `WorkerDied` if it died after receiving it.
+        """
+        delivered = await self._send(message)
+        try:
+            return await self.receive()
+        except WorkerDied:
+            if delivered:
+                raise
+            raise WorkerGone from None
+
+    async def _send(self, data: bytes) -> bool:
+        """Write ``data``; return False if the worker was gone before any of it.
+
+        A worker that dies after taking part of a message counts as having got
+        it: the message itself may be what killed it (a huge argument, say), so
+        it must not be sent again and again.
+        """
         fd = self._send_fd
         assert fd is not None
         try:
-            try:
-                sent = os.write(fd, data)
-            except BlockingIOError:
-                sent = 0
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except BrokenPipeError:
+            # Gone before this message: it may have said goodbye (idle timeout,
+            # retire) before exiting, which receive() reads.
+            return False
+        try:
             if sent == len(data):
-                return
+                return True
             view = memoryview(data)[sent:]
             while view:
                 await trio.lowlevel.wait_writable(fd)
@@ -93,10 +116,8 @@ class ProcessWorker:
                 except BlockingIOError:
                     pass
         except BrokenPipeError:
-            # The worker has stopped reading: it may have said goodbye (idle
-            # timeout, retire) before exiting, so let receive() read what it said;
-            # it raises WorkerDied if that is nothing.
-            pass
+            pass  # died while receiving: receive() reads EOF
+        return True
 
     async def receive(self) -> tuple[int, bytes | bytearray]:
         """Wait for the next whole message from the worker."""
