@@ -50,7 +50,7 @@ _UNLINKED = "|".join(re.escape(module) for module in _UNLINKED_MODULES)
 nitpick_ignore_regex = [
     (r"py:.*", rf"({_UNLINKED})(\..+)?"),
     # The library's own type variables, as they appear in signatures.
-    ("py:class", r"(trio_wf\._\w+\.)?(R|Ts)"),
+    ("py:class", r"(trio_wf\._\w+\.)?(R|T|Ts)"),
 ]
 
 # sphinxcontrib-trio extends the class-based autodoc; Sphinx 9's rewrite bypasses

@@ -117,3 +117,14 @@ def use_process_pools() -> list[int]:
 
 def open_fds() -> list[int]:
     return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+
+def fail_on(bad: int, x: int) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def sleep_and_return(x: float) -> float:
+    time.sleep(x)
+    return x

@@ -18,12 +18,14 @@ from ._defaults import (
     run_sync as run_sync,
 )
 from ._errors import BrokenWorkerError as BrokenWorkerError, WorkerExit as WorkerExit
+from ._map import MapResults as MapResults, open_map as open_map
 from ._retire import retire_policy as retire_policy
 from ._util import fixup_module_metadata as _fixup_module_metadata
 from ._version import __version__ as __version__
 
 __all__ = (
     "BrokenWorkerError",
+    "MapResults",
     "RemoteError",
     "RetirePolicy",
     "SupportsRunSync",
@@ -36,6 +38,7 @@ __all__ = (
     "configure_default_context",
     "current_default_worker_limiter",
     "default_context_statistics",
+    "open_map",
     "open_worker_context",
     "retire_policy",
     "run_sync",
