@@ -14,18 +14,7 @@ import trio_wf
 from trio_wf import BrokenWorkerError, WorkerContextStatistics, WorkerType
 
 from . import workers
-
-
-async def wait_until_exited(pid: int) -> None:
-    """Wait (bounded) until ``pid`` has exited: it is a zombie or gone."""
-    with trio.fail_after(10):
-        while True:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    return
-            except psutil.NoSuchProcess:
-                return
-            await trio.sleep(0.01)
+from .helpers import wait_until_exited
 
 
 async def test_idle_workers_exit_by_themselves(worker_type: WorkerType) -> None:

@@ -63,16 +63,11 @@ from trio_wf import BrokenWorkerError, WorkerContextStatistics, WorkerType
 from trio_wf._worker import ProcessWorker
 
 from . import fault_workers as fw, workers
+from .helpers import assert_all_gone as assert_gone, wait_event, wait_until_exited
 
 BIG = 64 * 2**20  # bytes: 64 times the pipe buffer
 # Scripts show ResourceWarnings (unclosed sockets, files...) on their stderr.
 PYTHON = [sys.executable, "-W", "always::ResourceWarning"]
-
-
-async def wait_event(event: Any) -> None:
-    """Wait for a multiprocessing (manager) event without blocking trio."""
-    with trio.fail_after(20):
-        await trio.to_thread.run_sync(event.wait, abandon_on_cancel=True)
 
 
 async def raised_by(ctx: trio_wf.WorkerContext, fn: Any, *args: Any) -> BaseException:
@@ -581,16 +576,6 @@ def test_row17_ctrl_c_with_queued_calls_cancel(
     assert_gone(pids)
 
 
-def assert_gone(pids: list[int], timeout: float = 5.0) -> None:
-    """Every pid has exited within ``timeout`` (they are not our children: poll)."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in pids if psutil.pid_exists(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [p for p in alive if psutil.pid_exists(p)]
-    assert not alive, f"worker processes still alive: {alive}"
-
-
 # The scenario of rows 18 and 19: a worker context with an idle worker and, unless
 # the mode is "idle", a busy one.  It prints their pids (and the fork server's) as
 # JSON, then waits: for SIGTERM if the mode is "handle-sigterm", else forever.
@@ -797,18 +782,6 @@ def test_row19_parent_sigkilled_workers_die(
 
 
 # Row 4, at close: an idle worker that died is no shutdown failure ----------------
-
-
-async def wait_until_exited(pid: int) -> None:
-    """Poll (bounded) until ``pid`` is a zombie or gone: it died from outside."""
-    with trio.fail_after(10):
-        while True:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    return
-            except psutil.NoSuchProcess:
-                return
-            await trio.sleep(0.01)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSEGV])

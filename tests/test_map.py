@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -43,19 +44,20 @@ async def test_empty_input_yields_nothing() -> None:
         assert ctx.statistics().idle_workers == 0
 
 
+async def collect(got: list[Any], *args: Any, **kwargs: Any) -> None:
+    """Append every result of ``open_map(*args, **kwargs)`` to ``got``."""
+    async with trio_wf.open_map(*args, **kwargs) as results:
+        async for result in results:
+            got.append(result)
+
+
 async def test_error_comes_after_earlier_results() -> None:
     """fn's exception is raised when iteration reaches it, after earlier chunks."""
     got: list[int] = []
+    fn = functools.partial(workers.fail_on, 5)
     async with trio_wf.open_worker_context() as ctx:
         with trio.fail_after(30), pytest.raises(ValueError, match="bad item 5"):
-            async with trio_wf.open_map(
-                functools.partial(workers.fail_on, 5),
-                range(10),
-                context=ctx,
-                chunksize=1,
-            ) as results:
-                async for result in results:
-                    got.append(result)
+            await collect(got, fn, range(10), context=ctx, chunksize=1)
     assert got == [0, 1, 2, 3, 4]
 
 
@@ -69,11 +71,7 @@ async def test_input_error_comes_after_started_items() -> None:
     got: list[int] = []
     async with trio_wf.open_worker_context() as ctx:
         with trio.fail_after(30), pytest.raises(KeyError, match="input broke"):
-            async with trio_wf.open_map(
-                workers.square, items(), context=ctx, chunksize=1
-            ) as results:
-                async for result in results:
-                    got.append(result)
+            await collect(got, workers.square, items(), context=ctx, chunksize=1)
     assert got == [0, 1, 4, 9]
 
 

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 import trio_wf
+
+from .helpers import assert_all_gone
 
 WORKER_TYPES = [t.value for t in trio_wf.WorkerType]
 
@@ -31,16 +31,6 @@ def run_script(
         timeout=60,
         check=False,
     )
-
-
-def assert_all_gone(pids: list[int], timeout: float = 5.0) -> None:
-    """Every pid exits within ``timeout`` (they are not our children: poll)."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in pids if psutil.pid_exists(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [p for p in alive if psutil.pid_exists(p)]
-    assert not alive, f"worker processes still alive: {alive}"
 
 
 @pytest.mark.parametrize("worker_type", WORKER_TYPES)

@@ -17,12 +17,7 @@ import trio_wf
 from trio_wf import BrokenWorkerError, WorkerType
 
 from . import workers
-
-
-async def wait_event(event: Any) -> None:
-    """Wait for a multiprocessing (manager) event without blocking trio."""
-    with trio.fail_after(20):
-        await trio.to_thread.run_sync(event.wait, abandon_on_cancel=True)
+from .helpers import wait_event
 
 
 async def test_returns_result_from_another_process(worker_type: WorkerType) -> None:

@@ -1,0 +1,37 @@
+"""Helpers shared by the test modules (not tests themselves)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psutil
+import trio
+
+
+async def wait_event(event: Any) -> None:
+    """Wait for a multiprocessing (manager) event without blocking trio."""
+    with trio.fail_after(20):
+        await trio.to_thread.run_sync(event.wait, abandon_on_cancel=True)
+
+
+async def wait_until_exited(pid: int) -> None:
+    """Poll (bounded) until ``pid`` is a zombie or gone: it died from outside."""
+    with trio.fail_after(10):
+        while True:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return
+            except psutil.NoSuchProcess:
+                return
+            await trio.sleep(0.01)
+
+
+def assert_all_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """Every pid exits within ``timeout`` (they are not our children: poll)."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if psutil.pid_exists(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if psutil.pid_exists(p)]
+    assert not alive, f"worker processes still alive: {alive}"
