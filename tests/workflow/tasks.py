@@ -144,3 +144,19 @@ class ForgetsAnOutput(Accumulate):
 class SetsAnUndeclaredOutput(Accumulate):
     def run(self) -> None:
         self.outputs.other = 0
+
+
+def record_unless_flag(path: str, name: str, flag: str, **_: Any) -> str:
+    """Record ``name``, then fail unless the file ``flag`` exists (a fixable bug)."""
+    record(path, name)
+    if not os.path.exists(flag):
+        msg = f"{flag} is missing"
+        raise FileNotFoundError(msg)
+    return name
+
+
+def lock() -> Any:
+    """An output that cannot be pickled."""
+    import threading
+
+    return threading.Lock()

@@ -1,7 +1,8 @@
 """trio_wf.workflow: run ewoks workflow graphs on trio_wf's worker processes.
 
 `load_graph` reads and validates a graph; `execute_graph` (sync) and
-`aexecute_graph` (Trio) run it, each node's task in a worker.  See
+`aexecute_graph` (Trio) run it, each node's task in a worker;
+`open_graph_run` runs it in the background and streams its events.  See
 :doc:`/workflows` for the graph format and the execution semantics.
 """
 
@@ -24,6 +25,7 @@ from ._graph import (
     Node as Node,
     NodeId as NodeId,
 )
+from ._graph_run import GraphRun as GraphRun, open_graph_run as open_graph_run
 from ._load import (
     MAX_GRAPH_BYTES as MAX_GRAPH_BYTES,
     MAX_GRAPH_DEPTH as MAX_GRAPH_DEPTH,
@@ -37,6 +39,7 @@ __all__ = (
     "DataMapping",
     "Graph",
     "GraphAnalysis",
+    "GraphRun",
     "GraphValidationError",
     "InputName",
     "Link",
@@ -50,6 +53,7 @@ __all__ = (
     "aexecute_graph",
     "execute_graph",
     "load_graph",
+    "open_graph_run",
 )
 
 _fixup_module_metadata(__name__, globals())

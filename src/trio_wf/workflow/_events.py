@@ -36,7 +36,9 @@ class NodeEvent:
     Attributes:
         kind: ``"start"`` when the node's inputs are complete and its task is
             submitted (it may still wait for a worker), ``"end"`` when the task
-            returned, ``"error"`` when the node failed.
+            returned, ``"error"`` when the node failed, ``"cached"`` when its
+            outputs were read from the ``cache_dir`` of an earlier run instead
+            (no ``"start"`` event then).
         node_id: the node's id.
         label: its display label.
         time: wall-clock time of the event, as ``time.time()`` gives it.
@@ -44,13 +46,14 @@ class NodeEvent:
             events of tasks that ran in a worker (and on ``"error"`` events for a
             worker crash); otherwise ``None``.
         duration: seconds since the ``"start"`` event, on ``"end"`` and
-            ``"error"`` events; measured with Trio's clock.
+            ``"error"`` events (on ``"cached"`` events, the time reading the
+            outputs took); measured with Trio's clock.
         error: the exception, on ``"error"`` events.
         iteration: how many times the node has started in this run, this time
             included: 1, except for the nodes of loops.
     """
 
-    kind: Literal["start", "end", "error"]
+    kind: Literal["start", "end", "error", "cached"]
     node_id: NodeId
     label: str
     time: float

@@ -12,7 +12,9 @@ import trio
 
 import trio_wf
 
+from ._allow import AllowedTasks
 from ._backends import choose_worker_type, open_backend
+from ._cache import ResultCache
 from ._errors import WorkflowExecutionError
 from ._events import NodeStatus
 from ._graph import Graph, NodeId
@@ -42,6 +44,9 @@ async def aexecute_graph(
     pool_type: str | None = None,
     scheduler: str | None = None,
     allow_scripts: bool = False,
+    allowed_tasks: AllowedTasks | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    varinfo: Mapping[str, Any] | None = None,
 ) -> dict[Any, Any]:
     """Run a workflow graph from Trio; every node's task runs in a worker.
 
@@ -87,6 +92,13 @@ async def aexecute_graph(
             ``"sequential"``.
         allow_scripts: run ``script`` nodes.  A graph with script nodes is
             refused otherwise: a script runs any program (see :ref:`scripts`).
+        allowed_tasks: the task identifiers the graph may name, as for
+            `load_graph`; ``None`` (the default) allows any (see
+            :ref:`allow-list`).  Checked before anything runs.
+        cache_dir: a directory of your own where each successful node's
+            outputs are stored; a node whose task and inputs have stored
+            outputs is not run again (see :ref:`persistence`).
+        varinfo: ewoks' spelling of ``cache_dir``: ``{"root_uri": path}``.
 
     Returns:
         The selected outputs, merged or per node.  Only nodes that completed
@@ -99,9 +111,9 @@ async def aexecute_graph(
         GraphValidationError: the graph is malformed.
         ValueError: an option is invalid, or selects a node that does not exist.
         PermissionError: the graph has ``script`` nodes and ``allow_scripts``
-            is false.
+            is false, or ``cache_dir`` is not safe to read pickles from.
     """
-    graph = load_graph(graph, inputs=inputs)
+    graph = load_graph(graph, inputs=inputs, allowed_tasks=allowed_tasks)
     scripts = [node.id for node in graph.nodes.values() if node.task_type == "script"]
     if scripts and not allow_scripts:
         msg = (
@@ -128,6 +140,8 @@ async def aexecute_graph(
     if timeout is not None and not timeout >= 0:  # also rejects NaN
         msg = f"timeout must be a non-negative number of seconds, got {timeout!r}"
         raise ValueError(msg)
+    directory = _cache_dir(cache_dir, varinfo)
+    cache = None if directory is None else ResultCache.open(directory)
 
     limiter = None
     if max_workers is not None or context is None:
@@ -141,6 +155,7 @@ async def aexecute_graph(
                     TaskRunner(private, limiter, allow_scripts=allow_scripts),
                     on_event,
                     max_iterations,
+                    cache,
                 )
                 await run.run()
         else:
@@ -149,6 +164,7 @@ async def aexecute_graph(
                 TaskRunner(context, limiter, allow_scripts=allow_scripts),
                 on_event,
                 max_iterations,
+                cache,
             )
             await run.run()
     # cancel_called, not cancelled_caught: threads are waited for, and the
@@ -182,6 +198,9 @@ def execute_graph(
     pool_type: str | None = None,
     scheduler: str | None = None,
     allow_scripts: bool = False,
+    allowed_tasks: AllowedTasks | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    varinfo: Mapping[str, Any] | None = None,
 ) -> dict[Any, Any]:
     """Run a workflow graph from synchronous code, in a new `trio.run`.
 
@@ -205,8 +224,31 @@ def execute_graph(
             pool_type=pool_type,
             scheduler=scheduler,
             allow_scripts=allow_scripts,
+            allowed_tasks=allowed_tasks,
+            cache_dir=cache_dir,
+            varinfo=varinfo,
         )
     )
+
+
+def _cache_dir(
+    cache_dir: str | os.PathLike[str] | None, varinfo: Mapping[str, Any] | None
+) -> str | os.PathLike[str] | None:
+    """``cache_dir``, or ewoks' ``varinfo["root_uri"]``; only one of them."""
+    if varinfo is None:
+        return cache_dir
+    checked: object = varinfo  # callers may pass anything
+    if not isinstance(checked, Mapping):
+        msg = f"varinfo must be a dict, got {type(checked).__name__}"
+        raise TypeError(msg)
+    root_uri = varinfo.get("root_uri")
+    if root_uri is not None and not isinstance(root_uri, (str, os.PathLike)):
+        msg = f"varinfo['root_uri'] must be a directory path, got {root_uri!r}"
+        raise TypeError(msg)
+    if root_uri is not None and cache_dir is not None:
+        msg = "pass either cache_dir or varinfo={'root_uri': ...}, not both"
+        raise ValueError(msg)
+    return cache_dir if root_uri is None else root_uri
 
 
 _Selection = list[tuple[list[NodeId], str | None, str | None]]

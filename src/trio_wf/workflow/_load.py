@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from ._allow import AllowedTasks, check_allowed
 from ._analysis import analyse
 from ._errors import GraphValidationError
 from ._flatten import parse_graph
@@ -36,6 +37,7 @@ def load_graph(
     *,
     trusted: bool = False,
     inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+    allowed_tasks: AllowedTasks | None = None,
 ) -> Graph:
     """Load, validate and analyse an ewoks workflow graph.
 
@@ -52,6 +54,14 @@ def load_graph(
             ``"task_identifier"`` (matched as a suffix) or ``"all": true``; items
             without a selector go to the start nodes.  A dict ``{name: value}``
             is short for items without selector.
+        allowed_tasks: the task identifiers the graph may name, or ``None``
+            (the default) for any.  Each item is an exact identifier
+            (``"pkg.mod.func"``), a prefix ending in ``.``, ``::`` or ``/``
+            (``"pkg.tasks."``: every task under that module), or an
+            ``fnmatch`` glob (``"/srv/tasks/*.py::*"``; file tasks are matched
+            by their absolute path).  The objects of the ``trio_wf.tasks``
+            entry points are always allowed; an empty collection allows only
+            them.  Checked before anything is imported (see :ref:`allow-list`).
 
     Returns:
         The frozen `Graph`.
@@ -59,7 +69,9 @@ def load_graph(
     Raises:
         GraphValidationError: the graph is malformed (the message names the node
             or link), too big or too deep, or (``trusted=True``) a task cannot
-            be imported; its ``__cause__`` is then the `ImportError`.
+            be imported; its ``__cause__`` is then the `ImportError`; or a
+            task is not in ``allowed_tasks``.
+        TypeError: ``allowed_tasks`` is not a collection of strings.
         ValueError: ``inputs`` selects a node that does not exist.
         FileNotFoundError: ``source`` names a file that does not exist.
     """
@@ -87,6 +99,7 @@ def load_graph(
         )
     if inputs is not None:
         graph = apply_inputs(graph, inputs)
+    check_allowed(graph, allowed_tasks)
     if trusted and not graph.trusted:
         for node in graph.nodes.values():
             _check_importable(node)

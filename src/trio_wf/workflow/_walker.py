@@ -26,6 +26,7 @@ import trio
 
 import trio_wf
 
+from ._cache import Provenance, ResultCache
 from ._errors import LoopLimitError, TaskInputError
 from ._events import NodeEvent, NodeStatus
 from ._graph import Graph, InputName, Link
@@ -44,8 +45,10 @@ class Run:
         runner: TaskRunner,
         on_event: EventCallback | None,
         max_iterations: int,
+        cache: ResultCache | None = None,
     ) -> None:
         self.graph = graph
+        self.cache = cache
         self.runner = runner
         self.on_event = on_event
         self.max_iterations = max_iterations
@@ -73,6 +76,13 @@ class Run:
         # reported as failures of the link's target, by link number.
         self.link_errors: list[dict[int, Exception]] = [{} for _ in range(n)]
         self.runs = [0] * n
+        # With a cache: each node's key, while its outputs are current; the
+        # key of the data each link delivered; keys computed by _prepare.
+        self.keys: dict[int, str] = {}
+        self.received_keys: list[dict[int, str | None]] = (
+            [{} for _ in range(n)] if cache is not None else []
+        )
+        self._pending_keys: dict[int, str | None] = {}
         # Nodes decided to run by the latest settling, not yet started.
         self._ready: list[int] = []
         self._nursery: trio.Nursery | None = None
@@ -124,9 +134,10 @@ class Run:
         while todo:
             i = todo.popleft()
             status = self.status[i]
+            key = self.keys.get(i)
             for k in self.analysis.out_links[i]:
                 data = self._link_data(i, k, status)
-                self._settle_link(k, data, status, todo)
+                self._settle_link(k, data, status, todo, key)
 
     def _settle_link(
         self,
@@ -134,11 +145,14 @@ class Run:
         data: Mapping[str, Any] | None,
         status: NodeStatus,
         todo: deque[int],
+        key: str | None = None,
     ) -> None:
         analysis = self.analysis
         target = analysis.targets[k]
         if data is not None:
             self.received[target][k] = (0, data)
+            if self.cache is not None:
+                self.received_keys[target][k] = key
         elif status in (NodeStatus.FAILED, NodeStatus.SKIPPED) and not (
             self.links[k].on_error
         ):
@@ -213,7 +227,11 @@ class Run:
         for k in loop.exits:
             target = analysis.targets[k]
             status = self.status[analysis.sources[k]]
-            self._settle_link(k, received[target].get(k, (0, None))[1], status, todo)
+            data = received[target].get(k, (0, None))[1]
+            # The key of the data the link delivered, not of the source's
+            # latest outputs: its last round may not have fired the link.
+            key = self.received_keys[target].get(k) if self.cache else None
+            self._settle_link(k, data, status, todo, key)
         while todo:
             self._settle(todo.popleft())
         self._launch_ready()
@@ -265,9 +283,12 @@ class Run:
         await self._execute(i, inputs)
         analysis = self.analysis
         status = self.status[i]
+        key = self.keys.get(i)
         for k in analysis.out_links[i]:
             target = analysis.targets[k]
             data = self._link_data(i, k, status)
+            if data is not None and self.cache is not None:
+                self.received_keys[target][k] = key
             if analysis.loop_of[target] == number:
                 if data is not None:
                     self.received[target][k] = (round_number, data)
@@ -287,6 +308,7 @@ class Run:
         )
         self.status[i] = NodeStatus.FAILED
         self.outputs.pop(i, None)
+        self.keys.pop(i, None)
         self.failures[i] = error
         self.always_unhandled.add(i)
         self._emit("error", i, None, 0.0, error)
@@ -308,7 +330,12 @@ class Run:
             errors.clear()
             return error
         try:
-            return self._inputs(i)
+            if self.cache is None:
+                return self._inputs(i)
+            provenance: dict[InputName, Provenance] = {}
+            inputs = self._inputs(i, provenance)
+            self._pending_keys[i] = self.cache.key(self.nodes[i], provenance)
+            return inputs
         except TaskInputError as exc:
             return exc
 
@@ -318,11 +345,26 @@ class Run:
         self.status[i] = NodeStatus.RUNNING
         self.runs[i] += 1
         started = trio.current_time()
+        key = self._pending_keys.pop(i, None)
+        self.keys.pop(i, None)
+        if key is not None and not isinstance(inputs, Exception):
+            assert self.cache is not None
+            cached = await self.cache.load(key)
+            if cached is not None:
+                self.status[i] = NodeStatus.SUCCEEDED
+                self.outputs[i] = cached
+                self.failures.pop(i, None)
+                self.keys[i] = key
+                self._emit("cached", i, None, trio.current_time() - started)
+                return
         self._emit("start", i)
         try:
             if isinstance(inputs, Exception):
                 raise inputs
             outputs, pid = await self.runner.run(node, inputs)
+            if key is not None:
+                assert self.cache is not None
+                await self.cache.store(key, outputs)
         except (Exception, SystemExit) as exc:
             # Cancelled and KeyboardInterrupt go through untouched.
             self.status[i] = NodeStatus.FAILED
@@ -335,6 +377,8 @@ class Run:
             self.status[i] = NodeStatus.SUCCEEDED
             self.outputs[i] = outputs
             self.failures.pop(i, None)
+            if key is not None:
+                self.keys[i] = key
             self._emit("end", i, pid, trio.current_time() - started)
 
     def _emit(
@@ -397,24 +441,41 @@ class Run:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return {"node_id": self.nodes[i].id, "exception": exc, "traceback": text}
 
-    def _inputs(self, i: int) -> dict[InputName, Any]:
+    def _inputs(
+        self, i: int, provenance: dict[InputName, Provenance] | None = None
+    ) -> dict[InputName, Any]:
         """Default inputs (with ``inputs=`` applied), then link data: older rounds
-        first, then in link order, so the latest value of an input wins."""
+        first, then in link order, so the latest value of an input wins.
+
+        With ``provenance``, also record where each input came from (the
+        cache key's ingredients): its value, or the key of the link's data.
+        """
         inputs: dict[InputName, Any] = dict(self.nodes[i].default_inputs)
+        if provenance is not None:
+            provenance.update((name, ("value", v)) for name, v in inputs.items())
         received = self.received[i]
         if not received:
             return inputs
         for k in sorted(received, key=lambda k: (received[k][0], k)):
             link = self.links[k]
             outputs = received[k][1]
+            key = None if provenance is None else self.received_keys[i].get(k)
             if link.map_all_data:
                 inputs.update(outputs)
+                if provenance is not None:
+                    provenance.update(
+                        (name, ("link", key, name) if key else ("value", value))
+                        for name, value in outputs.items()
+                    )
             for mapping in link.data_mapping:
-                if mapping.source_output is None:
-                    inputs[mapping.target_input] = dict(outputs)
+                name, output = mapping.target_input, mapping.source_output
+                if output is None:
+                    inputs[name] = dict(outputs)
                 else:
-                    inputs[mapping.target_input] = _output(
-                        outputs, mapping.source_output, k, link, "maps"
+                    inputs[name] = _output(outputs, output, k, link, "maps")
+                if provenance is not None:
+                    provenance[name] = (
+                        ("link", key, output) if key else ("value", inputs[name])
                     )
         return inputs
 
