@@ -373,8 +373,9 @@ def test_trusted_loading_checks_identifiers(
 def test_trusted_loading_accepts_importable_tasks(tmp_path: Path) -> None:
     """Module and file identifiers that resolve make a trusted graph."""
     (tmp_path / "mytasks.py").write_text("def double(x):\n    return 2 * x\n")
-    document = graph([method("a", "add"), method("b", "add")])
+    document = graph([method("a", "add", inputs={"a": 1}), method("b", "add")])
     document["nodes"][1]["task_identifier"] = "mytasks.py::double"
+    document["nodes"][1]["default_inputs"] = [{"name": "x", "value": 2}]
     (tmp_path / "g.json").write_text(json.dumps(document))
     loaded = load_graph(tmp_path / "g.json", trusted=True)
     assert loaded.trusted
@@ -430,3 +431,85 @@ def test_default_error_node_links() -> None:
     generated = loaded.links[3:]
     assert [(lk.source, lk.target) for lk in generated] == [("b", "h"), ("h1", "h")]
     assert all(lk.on_error and lk.map_all_data for lk in generated)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "links", "problem"),
+    [
+        ([method("a", "add")], [], "'a'"),
+        (
+            [method("a", "identity", inputs={"value": 1}), method("b", "add")],
+            [{"source": "a", "target": "b"}],
+            "'a'",
+        ),
+        (
+            [
+                method("a", "identity", inputs={"value": 1}),
+                method("b", "add", inputs={"b": 2}),
+            ],
+            [
+                {
+                    "source": "a",
+                    "target": "b",
+                    "data_mapping": [
+                        {"source_output": "return_value", "target_input": "b"}
+                    ],
+                }
+            ],
+            "'a'",
+        ),
+    ],
+    ids=["no-inputs", "trigger-only-link", "wrong-name-mapped"],
+)
+def test_trusted_loading_finds_missing_required_inputs(
+    nodes: list[Any], links: list[Any], problem: str
+) -> None:
+    """Row 27: a required input with no source fails before anything runs,
+    naming the node and the input; untrusted loading cannot tell, and accepts."""
+    document = graph(nodes, links)
+    load_graph(document)
+    with pytest.raises(
+        GraphValidationError, match=f"required input\\(s\\) {problem}"
+    ) as info:
+        load_graph(document, trusted=True)
+    assert info.value.node_id == nodes[-1]["id"]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "links"),
+    [
+        ([method("a", "add", inputs={"a": 1})], []),
+        ([method("a", "add", inputs={0: 1})], []),
+        (
+            [method("a", "identity", inputs={"value": 1}), method("b", "add")],
+            [
+                {
+                    "source": "a",
+                    "target": "b",
+                    "data_mapping": [
+                        {"source_output": "return_value", "target_input": "a"}
+                    ],
+                }
+            ],
+        ),
+        (
+            [method("a", "identity", inputs={"value": 1}), method("b", "add")],
+            [{"source": "a", "target": "b", "map_all_data": True}],
+        ),
+    ],
+    ids=["keyword", "positional", "mapped", "map_all_data"],
+)
+def test_trusted_loading_accepts_provided_inputs(
+    nodes: list[Any], links: list[Any]
+) -> None:
+    """Inputs given by default_inputs (by name or position) or links satisfy it."""
+    assert load_graph(graph(nodes, links), trusted=True).trusted
+
+
+def test_trusted_loading_counts_inputs_option() -> None:
+    """inputs= entries count as sources of required inputs."""
+    document = graph([method("a", "add")])
+    loaded = load_graph(
+        document, trusted=True, inputs=[{"id": "a", "name": "a", "value": 1}]
+    )
+    assert loaded.trusted

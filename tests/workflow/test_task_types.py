@@ -93,7 +93,9 @@ async def test_class_task_errors(
 
 def test_trusted_loading_checks_task_classes() -> None:
     """trusted=True imports a class task and checks it follows the protocol."""
-    load_graph(graph([task_class("a", "Accumulate")]), trusted=True)
+    load_graph(
+        graph([task_class("a", "Accumulate", inputs={"value": 1})]), trusted=True
+    )
     with pytest.raises(GraphValidationError, match="is not a task class"):
         load_graph(graph([task_class("a", "add")]), trusted=True)
 

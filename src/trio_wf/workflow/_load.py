@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gc
 import importlib
+import inspect
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -20,7 +21,7 @@ from ._allow import AllowedTasks, check_allowed
 from ._analysis import analyse
 from ._errors import GraphValidationError
 from ._flatten import parse_graph
-from ._graph import Graph, Node
+from ._graph import Graph, InputName, Link, Node
 from ._inputs import apply_inputs
 from ._tasks import resolve_here
 
@@ -101,23 +102,82 @@ def load_graph(
         graph = apply_inputs(graph, inputs)
     check_allowed(graph, allowed_tasks)
     if trusted and not graph.trusted:
+        incoming: dict[Any, list[Link]] = {}
+        for link in graph.links:
+            incoming.setdefault(link.target, []).append(link)
+        # Every import first: a task that cannot be imported is the first problem.
+        tasks = {node.id: _check_importable(node) for node in graph.nodes.values()}
         for node in graph.nodes.values():
-            _check_importable(node)
+            task = tasks[node.id]
+            if task is not None:
+                _check_required_inputs(node, task, incoming.get(node.id, []))
         graph = attrs.evolve(graph, trusted=True)
     return graph
 
 
-def _check_importable(node: Node) -> None:
+def _check_importable(node: Node) -> object | None:
     if node.task_type in ("ppfport", "script") or node.task_identifier is None:
-        return
+        return None
     try:
-        resolve_here(node)
+        return resolve_here(node)
     except Exception as exc:
         msg = (
             f"node {node.id!r}: cannot import task_identifier "
             f"{node.task_identifier!r}: {type(exc).__name__}: {exc}"
         )
         raise GraphValidationError(msg, node_id=node.id) from exc
+
+
+def _check_required_inputs(node: Node, task: object, links: list[Link]) -> None:
+    """Fail if a required input of a method or class task has no possible source.
+
+    Sources are the node's default inputs (``inputs=`` already applied) and the
+    inputs its links map.  A ``map_all_data`` link can carry any name, so a node
+    fed by one is not checked; nor are ppfmethod tasks (they take any keywords).
+    """
+    provided: set[InputName] = set(node.default_inputs)
+    for link in links:
+        if link.map_all_data:
+            return
+        provided.update(mapping.target_input for mapping in link.data_mapping)
+    if node.task_type == "class":
+        required = [n for n in getattr(task, "input_names", ()) if n not in provided]
+    elif node.task_type == "method" and callable(task):
+        required = _required_parameters(task, provided)
+    else:
+        return
+    if required:
+        names = ", ".join(repr(name) for name in required)
+        msg = (
+            f"node {node.id!r}: required input(s) {names} of task "
+            f"{node.task_identifier!r} come from no default input, inputs= entry "
+            "or link"
+        )
+        raise GraphValidationError(msg, node_id=node.id)
+
+
+def _required_parameters(
+    function: Callable[..., Any], provided: set[InputName]
+) -> list[str]:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: cannot tell
+        return []
+    missing = []
+    for position, parameter in enumerate(parameters):
+        if parameter.default is not parameter.empty or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
+            continue
+        by_position = parameter.kind is not parameter.KEYWORD_ONLY
+        by_name = parameter.kind is not parameter.POSITIONAL_ONLY
+        if not (
+            (by_position and position in provided)
+            or (by_name and parameter.name in provided)
+        ):
+            missing.append(parameter.name)
+    return missing
 
 
 def _read_file(path: str) -> tuple[Any, str]:
