@@ -5,8 +5,14 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+)
+from contextlib import aclosing, asynccontextmanager
 from typing import Generic, TypeVar, final
 
 import trio
@@ -106,7 +112,7 @@ class _ChunkSizer:
 
 async def _chunks(
     items: Iterable[T] | AsyncIterable[T], sizer: _ChunkSizer
-) -> AsyncIterator[list[T]]:
+) -> AsyncGenerator[list[T], None]:
     chunk: list[T] = []
     if isinstance(items, AsyncIterable):
         async for item in items:
@@ -197,10 +203,11 @@ async def open_map(
 
     async def produce(nursery: trio.Nursery) -> None:
         try:
-            async for chunk in _chunks(items, sizer):
-                await results._window.acquire()
-                nursery.start_soon(run_one, results._started, chunk)
-                results._started += 1
+            async with aclosing(_chunks(items, sizer)) as chunks:
+                async for chunk in chunks:
+                    await results._window.acquire()
+                    nursery.start_soon(run_one, results._started, chunk)
+                    results._started += 1
         except Exception as exc:  # the input itself failed: the consumer raises it
             results._error = exc
         finally:
