@@ -1,5 +1,7 @@
 """trio_wf: run CPU-bound Python in parallel from Trio, and workflows on top."""
 
+import typing as _typing
+
 from _trio_wf_worker._policies import RetirePolicy as RetirePolicy
 from _trio_wf_worker._protocol import RemoteError as RemoteError
 
@@ -44,5 +46,20 @@ __all__ = (
     "run_sync",
 )
 
+if _typing.TYPE_CHECKING:
+    from ._dask import open_dask_context as open_dask_context
+
 _fixup_module_metadata(__name__, globals())
 del _fixup_module_metadata
+
+
+def __getattr__(name: str) -> object:
+    # open_dask_context needs distributed, an optional extra (trio-wf[dask]):
+    # import it on first use, so that `import trio_wf` never imports Dask.  It
+    # is left out of __all__ so that `from trio_wf import *` does not either.
+    if name == "open_dask_context":
+        from ._dask import open_dask_context
+
+        return open_dask_context
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -52,15 +52,23 @@ class BrokenWorkerError(RuntimeError):
     ``grace_period``.  Only the affected call fails; the context replaces the worker.
 
     As in trio-parallel, the last arguments describe the workers involved: they are
-    `WorkerExit` records, with ``pid`` and ``exitcode`` attributes.
+    `WorkerExit` records, with ``pid`` and ``exitcode`` attributes.  A Dask
+    worker (see :doc:`/scaling`) has no local pid: the error names it by
+    ``address`` instead, and has no records.
 
     Attributes:
         workers: the `WorkerExit` records of the workers involved.
+        address: the address of the Dask worker involved (or of the scheduler,
+            when the connection to it was lost); ``None`` for local workers.
     """
 
-    def __init__(self, message: str, *workers: WorkerExit) -> None:
+    def __init__(
+        self, message: str, *workers: WorkerExit, address: str | None = None
+    ) -> None:
         super().__init__(message, *workers)
         self.workers = workers
+        # Pickled with the instance __dict__, so it survives the round trip.
+        self.address = address
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -1,0 +1,338 @@
+"""Contract tests of `trio_wf.open_dask_context`, against real LocalClusters.
+
+A module-scoped cluster (2 process workers of 1 thread, on loopback) serves the
+tests that leave its workers alone; tests that kill, crash or interrupt workers
+open private clusters of one worker, which the context closes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.resource_tracker
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from multiprocessing.managers import SyncManager
+from pathlib import Path
+from typing import Any
+
+import dask
+import psutil
+import pytest
+import trio
+
+import trio_wf
+from tests import dask_workers, workers
+from trio_wf.workflow import aexecute_graph, execute_graph
+
+distributed = pytest.importorskip("distributed")
+
+from trio_wf._dask import _check_secure  # noqa: E402, needs distributed
+
+GRAPHS = Path(__file__).parents[1] / "examples" / "graphs"
+SMALL = {"memory_limit": "512MiB", "silence_logs": 50}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quiet_dask() -> Iterator[None]:
+    # The nannies' multiprocessing queues start the resource tracker, a child
+    # that lives as long as we do: start it before the first leak snapshot.
+    multiprocessing.resource_tracker.ensure_running()
+    # In-process schedulers read /proc/<pid>/stat every 0.5 s, from their loop
+    # thread: that descriptor, open at the wrong instant, fails the fd check.
+    with dask.config.set({"distributed.admin.system-monitor.interval": "1h"}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A LocalCluster shared by the module; it predates every leak snapshot."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        **SMALL,
+    ) as local:
+        yield local
+
+
+async def test_round_trip_on_a_shared_cluster(cluster: Any) -> None:
+    """Results and exceptions come back; identical calls are separate tasks."""
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        assert isinstance(ctx, trio_wf.SupportsRunSync)
+        assert await ctx.run_sync(workers.add, 1, 2) == 3
+        # pure=False: the same call twice runs twice.
+        first, second = [await ctx.run_sync(time.perf_counter_ns) for _ in "ab"]
+        assert first != second
+        with pytest.raises(ValueError, match="outer") as info:
+            await ctx.run_sync(workers.raise_chain)
+        assert isinstance(info.value.__cause__, KeyError)
+        limiter = trio.CapacityLimiter(1)
+        pids = set()
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(_collect, ctx, pids, limiter)
+        assert pids
+        assert os.getpid() not in pids
+        stats = ctx.statistics()
+        assert stats.running_calls == 0
+        assert stats.scheduler_address == cluster.scheduler_address
+    with pytest.raises(trio.ClosedResourceError):
+        await ctx.run_sync(int)
+
+
+async def _collect(ctx: Any, pids: set[int], limiter: trio.CapacityLimiter) -> None:
+    pids.add(await ctx.run_sync(os.getpid, limiter=limiter))
+
+
+async def test_async_function_refused(cluster: Any) -> None:
+    """An async function is refused before anything is submitted."""
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with pytest.raises(TypeError, match="is async"):
+            await ctx.run_sync(trio.sleep, 0)  # type: ignore[arg-type]
+
+
+async def test_unimportable_function_fails_fast(cluster: Any) -> None:
+    """A function the workers cannot import fails with its ImportError."""
+    ghost = types.ModuleType("trio_wf_ghost_module")
+    exec("def answer():\n    return 42\n", ghost.__dict__)
+    sys.modules[ghost.__name__] = ghost
+    try:
+        async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+            assert ghost.answer() == 42  # pickled by reference, like an import
+            with trio.fail_after(10), pytest.raises(ModuleNotFoundError, match="ghost"):
+                await ctx.run_sync(ghost.answer)
+            assert await ctx.run_sync(workers.add, 2, 2) == 4
+    finally:
+        del sys.modules[ghost.__name__]
+
+
+async def test_no_kill_waits_for_the_result(cluster: Any, manager: SyncManager) -> None:
+    """kill_on_cancel=False: the call finishes and returns, then cancels."""
+    started, release = manager.Event(), manager.Event()
+    got: list[int] = []
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def call() -> None:
+                    got.append(await ctx.run_sync(workers.block, started, release))
+
+                nursery.start_soon(call)
+                with trio.fail_after(20):
+                    await trio.to_thread.run_sync(started.wait)
+                scope.cancel()
+                release.set()
+        assert got
+        assert got[0] != os.getpid()
+
+
+@pytest.mark.slow
+async def test_kill_on_cancel_kills_the_worker(manager: SyncManager) -> None:
+    """kill_on_cancel=True: the worker process dies, a new one takes over."""
+    started, release, done = manager.Event(), manager.Event(), manager.Event()
+    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+        pid = await ctx.run_sync(os.getpid)
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    _call_and_kill, ctx, workers.block, started, release, done
+                )
+                with trio.fail_after(20):
+                    await trio.to_thread.run_sync(started.wait)
+                scope.cancel()
+        assert scope.cancelled_caught
+        # The nanny restarted the worker before the call returned.
+        assert not psutil.pid_exists(pid)
+        assert not done.is_set()
+        with trio.fail_after(20):
+            assert await ctx.run_sync(os.getpid) != pid
+        assert ctx.statistics().running_calls == 0
+
+
+async def _call_and_kill(ctx: Any, fn: Any, *args: Any) -> None:
+    await ctx.run_sync(fn, *args, kill_on_cancel=True)
+
+
+@pytest.mark.slow
+async def test_dead_worker_and_init_on_replacements() -> None:
+    """A crash raises BrokenWorkerError naming the worker; init runs again."""
+    async with trio_wf.open_dask_context(
+        n_workers=1, init=dask_workers.mark_init, cluster_options=SMALL
+    ) as ctx:
+        pid = await ctx.run_sync(os.getpid)
+        assert await ctx.run_sync(dask_workers.init_mark) == str(pid)
+        # Workers ignore SIGINT: raising it in a task returns normally.
+        assert await ctx.run_sync(signal.raise_signal, signal.SIGINT) is None
+        with trio.fail_after(10), pytest.raises(trio_wf.BrokenWorkerError) as info:
+            await ctx.run_sync(os._exit, 42)
+        address = info.value.address
+        assert address is not None
+        assert address.startswith("tcp://127.0.0.1:")
+        assert address in str(info.value)
+        with trio.fail_after(20):
+            new_pid = await ctx.run_sync(os.getpid)
+        assert new_pid != pid
+        marked = await ctx.run_sync(dask_workers.init_mark)
+        assert marked == str(new_pid)
+
+
+@pytest.mark.slow
+async def test_failing_init_raises() -> None:
+    """An init that raises fails the opening, with the cause attached."""
+    with pytest.raises(trio_wf.BrokenWorkerError, match="init") as info:
+        async with trio_wf.open_dask_context(
+            n_workers=1, init=dask_workers.fail_init, cluster_options=SMALL
+        ):
+            pass  # pragma: no cover
+    assert "no GPU here" in repr(info.value.__cause__)
+
+
+@pytest.mark.slow
+async def test_lost_scheduler_raises(manager: SyncManager) -> None:
+    """Losing the scheduler fails the running call, naming the scheduler.
+
+    Slow: the call fails within a second, but Dask's LocalCluster then takes
+    about 30 s to close once its scheduler is gone.
+    """
+    started, release = manager.Event(), manager.Event()
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        **SMALL,
+    ) as local:
+        address = local.scheduler_address
+        async with trio_wf.open_dask_context(address, timeout=5) as ctx:
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_expect_lost, ctx, started, release, address)
+                    await trio.to_thread.run_sync(started.wait)
+                    await trio.to_thread.run_sync(local.sync, local.scheduler.close)
+        release.set()
+
+
+async def _expect_lost(ctx: Any, started: Any, release: Any, address: str) -> None:
+    with pytest.raises(trio_wf.BrokenWorkerError, match="scheduler") as info:
+        await ctx.run_sync(workers.block, started, release)
+    assert info.value.address == address
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_no_processes(manager: SyncManager) -> None:
+    """Ctrl+C while a call runs closes the private cluster (no_leaks checks)."""
+    started, release = manager.Event(), manager.Event()
+
+    async def main() -> None:
+        async with (
+            trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(_call_and_kill, ctx, workers.block, started, release)
+            await trio.to_thread.run_sync(started.wait)
+            signal.raise_signal(signal.SIGINT)
+            await trio.sleep_forever()
+
+    # Raised as is, or in an exception group when a nursery was open.
+    with pytest.raises(BaseException) as info:
+        trio.run(main)
+    assert _only_interrupts(info.value), info.value
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    nested = getattr(exc, "exceptions", None)
+    if nested is None:
+        return isinstance(exc, KeyboardInterrupt)
+    return all(_only_interrupts(inner) for inner in nested)
+
+
+def test_security_rules() -> None:
+    """Only loopback goes without TLS and mutual auth, unless insecure=True."""
+    with pytest.raises(ValueError, match="without TLS"):
+        _check_secure("tcp://10.1.2.3:8786", None, insecure=False)
+    with pytest.raises(ValueError, match="without TLS"):
+        _check_secure("tls://head:8786", distributed.Security(), insecure=False)
+    half = distributed.Security(require_encryption=True)
+    with pytest.raises(ValueError, match="tls_ca_file, tls_client_cert"):
+        _check_secure("tls://head:8786", half, insecure=False)
+    _check_secure("tcp://10.1.2.3:8786", None, insecure=True)
+    for local in ("tcp://127.0.0.1:1", "localhost:1", "tcp://[::1]:1"):
+        _check_secure(local, None, insecure=False)
+
+
+async def test_arguments_are_validated() -> None:
+    """Bad combinations fail before anything starts or connects."""
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"retire": bool}, "distributed.worker.lifetime"),
+        ({"address": "tcp://127.0.0.1:1", "cluster": object()}, "not both"),
+        ({"address": "tcp://127.0.0.1:1", "n_workers": 2}, "n_workers"),
+        ({"n_workers": 0}, "n_workers must be a positive int"),
+        ({"timeout": -1}, "timeout"),
+        ({"address": "tcp://10.1.2.3:8786"}, "without TLS"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            async with trio_wf.open_dask_context(**kwargs):
+                pass  # pragma: no cover
+
+
+@pytest.mark.slow
+async def test_tls_round_trip(tmp_path: Path) -> None:
+    """A private cluster with TLS and mutual auth, from throwaway certificates."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    files = {}
+    for role in ("scheduler", "worker", "client"):
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        path = tmp_path / f"{role}.pem"
+        cert.private_key_and_cert_chain_pem.write_to_path(str(path))
+        files[f"tls_{role}_cert"] = str(path)
+        files[f"tls_{role}_key"] = str(path)
+    security = distributed.Security(
+        tls_ca_file=str(ca_file), require_encryption=True, **files
+    )
+    async with trio_wf.open_dask_context(
+        n_workers=1, security=security, cluster_options=SMALL
+    ) as ctx:
+        assert ctx.scheduler_address.startswith("tls://127.0.0.1:")
+        assert await ctx.run_sync(workers.add, 20, 22) == 42
+
+
+async def test_workflow_graphs_match_local_results(cluster: Any) -> None:
+    """Example graphs give the same results on the cluster as locally."""
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        for name in ("diamond.json", "subgraph.json"):
+            local = await aexecute_graph(GRAPHS / name, worker_type="thread")
+            assert await aexecute_graph(GRAPHS / name, context=ctx) == local
+
+
+def test_cli_scheduler_option(cluster: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """trio-wf run --scheduler ADDRESS runs the graph on that cluster."""
+    from trio_wf.workflow._cli import main
+
+    graph = str(GRAPHS / "diamond.json")
+    assert main(["run", graph, "--json", "--scheduler", cluster.scheduler_address]) == 0
+    assert json.loads(capsys.readouterr().out) == execute_graph(graph)
+    arguments = ["run", graph, "--scheduler", "x", "--worker-type", "thread"]
+    assert main(arguments) == 2
+
+
+def test_import_trio_wf_does_not_import_distributed() -> None:
+    """Dask is imported on first use of open_dask_context, not before."""
+    code = (
+        "import sys, trio_wf; assert 'distributed' not in sys.modules; "
+        "assert trio_wf.open_dask_context.__doc__; "
+        "assert 'distributed' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        trio_wf.no_such_name  # type: ignore[attr-defined]
