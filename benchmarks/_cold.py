@@ -8,6 +8,7 @@ the timed region.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
@@ -22,32 +23,22 @@ WORKER_TYPES = ("spawn", "forkserver", "fork")
 ColdMeasure = Callable[[], Awaitable[float]]
 
 
-def _trio_wf(worker_type: str) -> ColdMeasure:
-    async def measure() -> float:
-        import trio_wf
+def _worker_pool(module: str) -> Callable[[str], ColdMeasure]:
+    """trio_wf and trio-parallel share this API: one measurement serves both."""
 
-        async with trio_wf.open_worker_context(
-            worker_type=trio_wf.WorkerType(worker_type)
-        ) as ctx:
-            start = time.perf_counter()
-            await ctx.run_sync(int)
-            return time.perf_counter() - start
+    def for_type(worker_type: str) -> ColdMeasure:
+        async def measure() -> float:
+            library = importlib.import_module(module)
+            async with library.open_worker_context(
+                worker_type=library.WorkerType(worker_type)
+            ) as ctx:
+                start = time.perf_counter()
+                await ctx.run_sync(int)
+                return time.perf_counter() - start
 
-    return measure
+        return measure
 
-
-def _trio_parallel(worker_type: str) -> ColdMeasure:
-    async def measure() -> float:
-        import trio_parallel
-
-        async with trio_parallel.open_worker_context(
-            worker_type=trio_parallel.WorkerType(worker_type)
-        ) as ctx:
-            start = time.perf_counter()
-            await ctx.run_sync(int)
-            return time.perf_counter() - start
-
-    return measure
+    return for_type
 
 
 def _anyio_cold_run() -> float:
@@ -88,8 +79,8 @@ def _process_pool(worker_type: str) -> ColdMeasure:
 
 # Per contender: which worker types it has, and how to measure one.
 COLD: dict[str, tuple[tuple[str, ...], Callable[[str], ColdMeasure]]] = {
-    "trio_wf": (WORKER_TYPES, _trio_wf),
-    "trio-parallel": (WORKER_TYPES, _trio_parallel),
+    "trio_wf": (WORKER_TYPES, _worker_pool("trio_wf")),
+    "trio-parallel": (WORKER_TYPES, _worker_pool("trio_parallel")),
     "anyio": (("spawn",), _anyio),
     "cf-process-pool": (WORKER_TYPES, _process_pool),
 }

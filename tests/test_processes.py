@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -85,69 +82,6 @@ def test_interpreter_exit_shuts_workers_down(tmp_path: Path, worker_type: str) -
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert_all_gone([int(pid) for pid in result.stdout.split()])
-
-
-@pytest.mark.parametrize("worker_type", WORKER_TYPES)
-def test_ctrl_c_interrupts_once_and_leaves_no_worker(
-    tmp_path: Path, worker_type: str
-) -> None:
-    """Ctrl+C (SIGINT to the group) raises KeyboardInterrupt once, in the parent."""
-    fifo = tmp_path / "started"
-    os.mkfifo(fifo)
-    script = tmp_path / "script.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import functools, os, sys, time, trio, trio_wf
-
-            def job(fifo):
-                with open(fifo, "wb") as f:
-                    f.write(b"x")
-                time.sleep(60)
-
-            async def main():
-                trio_wf.current_default_worker_limiter().total_tokens = 2
-                async with trio.open_nursery() as nursery:
-                    for _ in range(2):
-                        call = functools.partial(trio_wf.run_sync, kill_on_cancel=True)
-                        nursery.start_soon(call, job, sys.argv[2])
-                    # O_RDWR: the FIFO never reads EOF; wait for both workers' byte.
-                    fd = os.open(sys.argv[2], os.O_RDWR)
-                    got = b""
-                    while len(got) < 2:
-                        got += await trio.to_thread.run_sync(os.read, fd, 2 - len(got))
-                    pids = [p.pid for p in __import__("psutil").Process().children()]
-                    print(*pids, flush=True)
-
-            trio_wf.configure_default_context(worker_type=sys.argv[1])
-            trio.run(main)
-            """
-        )
-    )
-    proc = subprocess.Popen(
-        [sys.executable, str(script), worker_type, str(fifo)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        pids = [int(p) for p in proc.stdout.readline().split()]
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:  # pragma: no cover, only on failure
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    # The KeyboardInterrupt leaves trio.run wrapped in the nursery's exception
-    # group (trio's strict exception groups), hence exit status 1.
-    assert proc.returncode == 1
-    interrupts = re.findall(r"^[\s|]*KeyboardInterrupt$", stderr, re.MULTILINE)
-    assert len(interrupts) == 1, stderr
-    assert "_trio_wf_worker" not in stderr
-    assert pids
-    assert_all_gone(pids)
 
 
 def test_trio_parallel_program_runs_unchanged(tmp_path: Path) -> None:

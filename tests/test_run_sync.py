@@ -192,15 +192,26 @@ async def test_cancellable_is_a_deprecated_alias(manager: Any) -> None:
             async with trio.open_nursery() as nursery:
 
                 async def call() -> None:
-                    with pytest.warns(DeprecationWarning, match="kill_on_cancel"):
+                    with pytest.warns(DeprecationWarning, match="kill_on_cancel") as w:
                         await ctx.run_sync(
                             workers.started_then_sleep, started, cancellable=True
                         )
+                    assert w[0].filename == __file__  # it blames the caller
 
                 nursery.start_soon(call)
                 await wait_event(started)
                 scope.cancel()
         assert scope.cancelled_caught
+
+
+async def test_module_level_cancellable_blames_the_caller() -> None:
+    """The module-level run_sync's cancellable warning points at its caller too."""
+    with (
+        trio.fail_after(20),
+        pytest.warns(DeprecationWarning, match="kill_on_cancel") as w,
+    ):
+        assert await trio_wf.run_sync(workers.add, 1, 2, cancellable=True) == 3
+    assert w[0].filename == __file__
 
 
 async def test_workers_ignore_sigint(worker_type: WorkerType) -> None:

@@ -140,7 +140,7 @@ class WorkerContext(metaclass=NoPublicConstructor):
             trio.ClosedResourceError: if the context has been closed.
         """
         if cancellable:
-            _warn_cancellable()
+            warn_cancellable()
         if inspect.iscoroutinefunction(sync_fn) or inspect.isasyncgenfunction(sync_fn):
             await trio.lowlevel.checkpoint()
             msg = (
@@ -166,7 +166,8 @@ class WorkerContext(metaclass=NoPublicConstructor):
         await self._pool.aclose()
 
 
-def _warn_cancellable() -> None:
+def warn_cancellable() -> None:
+    """Warn about ``cancellable``, blaming the caller of the public run_sync."""
     warnings.warn(
         "the cancellable argument of run_sync is deprecated, use kill_on_cancel",
         DeprecationWarning,

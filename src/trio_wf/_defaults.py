@@ -17,6 +17,7 @@ from ._context import (
     WorkerContextStatistics,
     WorkerType,
     _create_context,
+    warn_cancellable,
 )
 
 if sys.version_info >= (3, 11):
@@ -101,12 +102,10 @@ async def run_sync(
         pickle.PicklingError: if the call cannot be pickled (raised before any
             worker is used).
     """
+    if cancellable:
+        warn_cancellable()  # here, so that the warning points at our caller
     return await get_default_context().run_sync(
-        sync_fn,
-        *args,
-        kill_on_cancel=kill_on_cancel,
-        cancellable=cancellable,
-        limiter=limiter,
+        sync_fn, *args, kill_on_cancel=kill_on_cancel or cancellable, limiter=limiter
     )
 
 

@@ -202,10 +202,8 @@ class WorkerPool:
             self._reap_leaving()
             return await self._start_worker()
 
-    async def _goodbye(
-        self, worker: ProcessWorker, kind: int | None, payload: Any
-    ) -> None:
-        """Deal with a worker that left without taking a job."""
+    async def _goodbye(self, worker: ProcessWorker, kind: int, payload: Any) -> None:
+        """Deal with a worker that answered a job by leaving, without running it."""
         if kind == BYE:
             self._leaving.append(worker)
             return
@@ -216,8 +214,9 @@ class WorkerPool:
                 f"{worker.pid} after its previous job; this call was not run. "
                 f"Remote traceback:\n{bytes(payload).decode(errors='replace')}"
             )
-            raise BrokenWorkerError(msg, died)
-        # EOF: the worker died while idle (killed from outside): just drop it.
+        else:  # pragma: no cover, protocol invariant
+            msg = f"worker process {worker.pid} sent unexpected message kind {kind}"
+        raise BrokenWorkerError(msg, died)
 
     async def _start_worker(self) -> ProcessWorker:
         try:
