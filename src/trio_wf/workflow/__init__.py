@@ -15,7 +15,11 @@ from ._errors import (
     WorkflowExecutionError as WorkflowExecutionError,
 )
 from ._events import NodeEvent as NodeEvent, NodeStatus as NodeStatus
-from ._execute import aexecute_graph as aexecute_graph, execute_graph as execute_graph
+from ._execute import (
+    ExecuteOptions as ExecuteOptions,
+    aexecute_graph as aexecute_graph,
+    execute_graph as execute_graph,
+)
 from ._graph import (
     Condition as Condition,
     DataMapping as DataMapping,
@@ -37,6 +41,7 @@ __all__ = (
     "MAX_GRAPH_DEPTH",
     "Condition",
     "DataMapping",
+    "ExecuteOptions",
     "Graph",
     "GraphAnalysis",
     "GraphRun",

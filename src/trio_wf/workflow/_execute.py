@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import trio
 
@@ -23,9 +24,36 @@ from ._load import GraphSource, load_graph
 from ._tasks import TaskRunner
 from ._walker import EventCallback, Run
 
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
+
 OutputsSpec = Sequence[Mapping[str, Any]]
 #: How many times, by default, a node of a loop may run in one execution.
 MAX_ITERATIONS = 1000
+
+
+class ExecuteOptions(TypedDict, total=False):
+    """The keyword arguments of `aexecute_graph`, for the functions that pass
+    them on (`execute_graph`, `open_graph_run`) and their type checking."""
+
+    inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None
+    outputs: OutputsSpec | None
+    merge_outputs: bool
+    context: trio_wf.SupportsRunSync | None
+    worker_type: trio_wf.WorkerType | str | None
+    max_workers: int | None
+    timeout: float | None
+    raise_on_error: bool
+    on_event: EventCallback | None
+    max_iterations: int
+    pool_type: str | None
+    scheduler: str | None
+    allow_scripts: bool
+    allowed_tasks: AllowedTasks | None
+    cache_dir: str | os.PathLike[str] | None
+    varinfo: Mapping[str, Any] | None
 
 
 async def aexecute_graph(
@@ -183,52 +211,14 @@ async def aexecute_graph(
 
 
 def execute_graph(
-    graph: GraphSource,
-    *,
-    inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
-    outputs: OutputsSpec | None = None,
-    merge_outputs: bool = True,
-    context: trio_wf.SupportsRunSync | None = None,
-    worker_type: trio_wf.WorkerType | str | None = None,
-    max_workers: int | None = None,
-    timeout: float | None = None,
-    raise_on_error: bool = True,
-    on_event: EventCallback | None = None,
-    max_iterations: int = MAX_ITERATIONS,
-    pool_type: str | None = None,
-    scheduler: str | None = None,
-    allow_scripts: bool = False,
-    allowed_tasks: AllowedTasks | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    varinfo: Mapping[str, Any] | None = None,
+    graph: GraphSource, **options: Unpack[ExecuteOptions]
 ) -> dict[Any, Any]:
     """Run a workflow graph from synchronous code, in a new `trio.run`.
 
     The arguments, result and errors are those of `aexecute_graph`.  Ctrl+C
     stops the run: running tasks are killed and `KeyboardInterrupt` is raised.
     """
-    return trio.run(
-        functools.partial(
-            aexecute_graph,
-            graph,
-            inputs=inputs,
-            outputs=outputs,
-            merge_outputs=merge_outputs,
-            context=context,
-            worker_type=worker_type,
-            max_workers=max_workers,
-            timeout=timeout,
-            raise_on_error=raise_on_error,
-            on_event=on_event,
-            max_iterations=max_iterations,
-            pool_type=pool_type,
-            scheduler=scheduler,
-            allow_scripts=allow_scripts,
-            allowed_tasks=allowed_tasks,
-            cache_dir=cache_dir,
-            varinfo=varinfo,
-        )
-    )
+    return trio.run(functools.partial(aexecute_graph, graph, **options))
 
 
 def _cache_dir(

@@ -11,8 +11,13 @@ from typing import Any, final
 import trio
 
 from ._events import NodeEvent
-from ._execute import aexecute_graph
+from ._execute import ExecuteOptions, aexecute_graph
 from ._load import GraphSource
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover, tested on 3.11+
+    from typing_extensions import Unpack
 
 if sys.version_info < (3, 11):  # pragma: no cover, tested on 3.11+
     # A dependency of trio on Python 3.10.
@@ -59,7 +64,9 @@ class GraphRun:
 
 
 @asynccontextmanager
-async def open_graph_run(graph: GraphSource, **options: Any) -> AsyncIterator[GraphRun]:
+async def open_graph_run(
+    graph: GraphSource, **options: Unpack[ExecuteOptions]
+) -> AsyncIterator[GraphRun]:
     """Run a graph in the background; read its events as they come.
 
     ::
@@ -92,10 +99,12 @@ async def open_graph_run(graph: GraphSource, **options: Any) -> AsyncIterator[Gr
         except trio.BrokenResourceError:
             pass  # the reader closed the channel: it wants no more events
 
+    options["on_event"] = on_event
+
     async def execute() -> None:
         with send:
             try:
-                run._result = await aexecute_graph(graph, on_event=on_event, **options)
+                run._result = await aexecute_graph(graph, **options)
             except Exception as exc:  # raised by .result and on exit instead
                 run._error = exc
             finally:
