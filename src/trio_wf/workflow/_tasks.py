@@ -166,26 +166,21 @@ class TaskRunner:
                 limiter=self.limiter,
             )
             return outputs, pid
+        # method: f(*positional, **keywords); ppfmethod: f(**all inputs).
         if node.task_type == "method":
             args, kwargs = split_method_inputs(node, inputs)
-            pid, result = await self.backend.run_sync(
-                EXECUTOR,
-                node.task_identifier,
-                args,
-                kwargs,
-                kill_on_cancel=True,
-                limiter=self.limiter,
-            )
-            return {"return_value": result}, pid
-        kwargs = ppf_inputs(node, inputs)
+        else:
+            args, kwargs = (), ppf_inputs(node, inputs)
         pid, result = await self.backend.run_sync(
             EXECUTOR,
             node.task_identifier,
-            (),
+            args,
             kwargs,
             kill_on_cancel=True,
             limiter=self.limiter,
         )
+        if node.task_type == "method":
+            return {"return_value": result}, pid
         if not isinstance(result, Mapping):
             msg = (
                 f"ppfmethod task {node.task_identifier!r} of node {node.id!r} must "
