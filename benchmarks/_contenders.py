@@ -8,6 +8,7 @@ or opened is reported as unavailable, with the reason, instead of failing the ru
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable
@@ -66,14 +67,15 @@ class Contender:
 
 class TrioWf(Contender):
     name = "trio_wf"
+    # trio-parallel has the same API: its contender only names another library.
+    library = "trio_wf"
     _ctx: Any  # a trio_wf (or trio_parallel) WorkerContext, once open
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
-        import trio_wf
-
-        async with trio_wf.open_worker_context(
-            worker_type=trio_wf.WorkerType.SPAWN
+        library = importlib.import_module(self.library)
+        async with library.open_worker_context(
+            worker_type=library.WorkerType.SPAWN
         ) as ctx:
             self._ctx = ctx
             yield
@@ -93,16 +95,7 @@ class TrioWf(Contender):
 
 class TrioParallel(TrioWf):
     name = "trio-parallel"
-
-    @asynccontextmanager
-    async def open(self) -> AsyncIterator[None]:
-        import trio_parallel
-
-        async with trio_parallel.open_worker_context(
-            worker_type=trio_parallel.WorkerType.SPAWN
-        ) as ctx:
-            self._ctx = ctx
-            yield
+    library = "trio_parallel"
 
 
 class AnyioToProcess(Contender):
