@@ -10,12 +10,12 @@ from ._context import (
     WorkerContext as WorkerContext,
     WorkerContextStatistics as WorkerContextStatistics,
     WorkerType as WorkerType,
+    current_default_worker_limiter as current_default_worker_limiter,
     open_worker_context as open_worker_context,
 )
 from ._defaults import (
     cache_scope as cache_scope,
     configure_default_context as configure_default_context,
-    current_default_worker_limiter as current_default_worker_limiter,
     default_context_statistics as default_context_statistics,
     run_sync as run_sync,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,26 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
+
+
+_limiter_runvar: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar(
+    "trio_wf.default_limiter"
+)
+
+
+def current_default_worker_limiter() -> trio.CapacityLimiter:
+    """Return the `trio.CapacityLimiter` that `run_sync` uses by default.
+
+    There is one per `trio.run`, with one token per CPU (:func:`os.cpu_count`).
+    Change its :attr:`~trio.CapacityLimiter.total_tokens` to run more or fewer
+    calls at once.
+    """
+    try:
+        return _limiter_runvar.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(os.cpu_count() or 1)
+        _limiter_runvar.set(limiter)
+        return limiter
 
 
 class WorkerType(str, enum.Enum):
@@ -149,8 +170,6 @@ class WorkerContext(metaclass=NoPublicConstructor):
             )
             raise TypeError(msg)
         if limiter is None:
-            from ._defaults import current_default_worker_limiter
-
             limiter = current_default_worker_limiter()
         result: R = await self._pool.run_sync(
             sync_fn, args, kill_on_cancel=kill_on_cancel or cancellable, limiter=limiter

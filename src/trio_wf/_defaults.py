@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -28,28 +27,10 @@ else:
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
-_limiter_runvar: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar(
-    "trio_wf.default_limiter"
-)
 _cache_scope_var: tricycle.TreeVar[WorkerContext] = tricycle.TreeVar(
     "trio_wf.cache_scope"
 )
 _default_context = _create_context(600.0, bool, bool, 30.0, WorkerType.SPAWN)
-
-
-def current_default_worker_limiter() -> trio.CapacityLimiter:
-    """Return the `trio.CapacityLimiter` that `run_sync` uses by default.
-
-    There is one per `trio.run`, with one token per CPU (:func:`os.cpu_count`).
-    Change its :attr:`~trio.CapacityLimiter.total_tokens` to run more or fewer
-    calls at once.
-    """
-    try:
-        return _limiter_runvar.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(os.cpu_count() or 1)
-        _limiter_runvar.set(limiter)
-        return limiter
 
 
 def get_default_context() -> WorkerContext:

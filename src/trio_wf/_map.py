@@ -20,7 +20,8 @@ import trio
 from _trio_wf_worker._map import run_chunk
 
 from ._abc import SupportsRunSync
-from ._defaults import current_default_worker_limiter, get_default_context
+from ._context import current_default_worker_limiter
+from ._defaults import get_default_context
 
 T = TypeVar("T")
 R = TypeVar("R")
