@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -39,6 +41,24 @@ async def test_idle_timeout_race_resubmits_the_job(worker_type: WorkerType) -> N
             # job, so calls keep racing with leaving workers; none may fail.
             results = [await ctx.run_sync(workers.add, i, 1) for i in range(20)]
     assert results == list(range(1, 21))
+
+
+async def test_new_worker_takes_its_first_job(
+    worker_type: WorkerType, tmp_path: Path
+) -> None:
+    """However short the idle timeout, a worker started for a call runs its job:
+    one call starts exactly one worker (no goodbye, no resubmission)."""
+    log = tmp_path / "starts"
+    init = functools.partial(workers.record_start, str(log))
+    for round_ in range(1, 4):
+        async with trio_wf.open_worker_context(
+            idle_timeout=0, init=init, worker_type=worker_type
+        ) as ctx:
+            with trio.fail_after(20):
+                pid = await ctx.run_sync(workers.pid)
+        starts = log.read_text().split()
+        assert len(starts) == round_
+        assert starts[-1] == str(pid)
 
 
 async def test_init_runs_once_per_worker(worker_type: WorkerType) -> None:

@@ -128,3 +128,9 @@ def fail_on(bad: int, x: int) -> int:
 def sleep_and_return(x: float) -> float:
     time.sleep(x)
     return x
+
+
+def record_start(path: str) -> None:
+    """An init that logs each worker start to ``path``."""
+    with open(path, "a") as log:
+        log.write(f"{os.getpid()}\n")
