@@ -85,6 +85,24 @@ async def test_limiter_is_held_during_worker_start() -> None:
         assert ctx.statistics().running_workers == 1
 
 
+async def test_any_async_context_manager_is_a_limiter(manager: Any) -> None:
+    """As in trio-parallel, limiter may be any async context manager; it is held
+    for the whole call."""
+    semaphore = trio.Semaphore(1)
+    started, release = manager.Event(), manager.Event()
+    async with trio_wf.open_worker_context() as ctx, trio.open_nursery() as nursery:
+        with trio.fail_after(20):
+            nursery.start_soon(
+                functools.partial(
+                    ctx.run_sync, workers.block, started, release, limiter=semaphore
+                )
+            )
+            await wait_event(started)
+            assert semaphore.value == 0
+            release.set()
+    assert semaphore.value == 1
+
+
 async def test_exception_keeps_type_traceback_and_cause(
     worker_type: WorkerType,
 ) -> None:
