@@ -19,7 +19,8 @@ def _fds() -> set[str]:
 
     Sockets are left out because multiprocessing manager proxies (our test events)
     open one connection per thread, and trio's thread cache keeps threads alive.
-    Every descriptor trio_wf opens for a worker is a pipe or a pidfd.
+    Every descriptor trio_wf opens for a worker is a pipe, a pidfd or a memfd
+    (its shared memory arena).
     """
     fds = set()
     for fd in os.listdir("/proc/self/fd"):
@@ -30,6 +31,12 @@ def _fds() -> set[str]:
         if not target.startswith("socket:"):
             fds.add(f"{fd} -> {target}")
     return fds
+
+
+def arena_mappings() -> list[str]:
+    """This process's mappings of worker arenas (which outlive their descriptor)."""
+    with open("/proc/self/maps") as maps:
+        return [line for line in maps if "trio_wf-arena" in line]
 
 
 def reset_default_context() -> None:
@@ -73,6 +80,7 @@ def no_leaks() -> Iterator[None]:
     assert not alive, f"child processes left behind: {alive}"
     extra = _fds() - fds_before
     assert not extra, f"file descriptors left open: {sorted(extra)}"
+    assert not arena_mappings(), "a worker's shared memory arena is still mapped"
 
 
 def _status(p: psutil.Process) -> str | None:

@@ -265,3 +265,14 @@ def fd_report() -> dict[str, Any]:
     if tracker is not None:
         tracker_fd = getattr(tracker._resource_tracker, "_fd", None)
     return {"fds": fds, "std": std, "tracker": tracker_fd}
+
+
+def pipe_only() -> None:
+    """Send every large message through the pipe, as with no shared memory.
+
+    An ``init`` for workers; tests patch the same names in the parent.
+    """
+    from _trio_wf_worker import _protocol, _shm
+
+    _protocol.BUFFER_THRESHOLD = _shm.BUFFER_THRESHOLD = sys.maxsize
+    _shm.STREAM_THRESHOLD = sys.maxsize

@@ -58,6 +58,7 @@ import trio
 import trio.testing
 
 import trio_wf
+from _trio_wf_worker import _protocol, _shm
 from _trio_wf_worker._protocol import HEADER
 from trio_wf import BrokenWorkerError, WorkerContextStatistics, WorkerType
 from trio_wf._worker import ProcessWorker
@@ -272,25 +273,48 @@ async def test_row11_argument_unpickling_error_or_crash_in_the_worker(
 # Row 14: large data --------------------------------------------------------------
 
 
+def transport(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Context options for large data through the shared memory arena, or, with
+    the arena turned off on both sides, through the pipe."""
+    if name == "arena":
+        return {}
+    for module, attr in [
+        (_protocol, "BUFFER_THRESHOLD"),
+        (_shm, "BUFFER_THRESHOLD"),
+        (_shm, "STREAM_THRESHOLD"),
+    ]:
+        monkeypatch.setattr(module, attr, sys.maxsize)
+    return {"init": fw.pipe_only}
+
+
 @pytest.mark.slow
-async def test_row14_large_argument_and_result(worker_type: WorkerType) -> None:
+@pytest.mark.parametrize("via", ["arena", "pipe"])
+async def test_row14_large_argument_and_result(
+    worker_type: WorkerType, via: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Row 14: a 64 MiB argument and a 64 MiB result make the round trip intact."""
     data = os.urandom(1024) * (BIG // 1024)
-    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+    options = transport(via, monkeypatch)
+    async with trio_wf.open_worker_context(worker_type=worker_type, **options) as ctx:
         with trio.fail_after(30):
             assert await ctx.run_sync(fw.echo, data) == data
             assert await ctx.run_sync(fw.big_result, BIG) == bytes(BIG)
 
 
-@pytest.mark.parametrize("when", ["holding", "mid_send"])
+@pytest.mark.parametrize(
+    ("when", "via"), [("holding", "arena"), ("holding", "pipe"), ("mid_send", "pipe")]
+)
 async def test_row14_crash_with_large_data_in_flight(
-    worker_type: WorkerType, when: str
+    worker_type: WorkerType, when: str, via: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Row 14: a worker that dies holding a 64 MiB argument, or while the parent is
-    still writing it (the worker is stopped, the pipe full, then it is killed),
-    gives BrokenWorkerError, never a deadlock."""
+    still writing it to the pipe (the worker is stopped, the pipe full, then it is
+    killed), gives BrokenWorkerError, never a deadlock.  (Through the arena, there
+    is no mid-send: the parent copies the data in before it sends the message.)
+    The leak check sees the arena's descriptor and mapping go."""
     data = bytes(BIG)
-    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+    options = transport(via, monkeypatch)
+    async with trio_wf.open_worker_context(worker_type=worker_type, **options) as ctx:
         if when == "holding":
             error = await raised_by(ctx, fw.crash_with, data)
             assert_broken(error, -signal.SIGSEGV, "tests.fault_workers.crash_with")
@@ -315,12 +339,15 @@ async def test_row14_crash_with_large_data_in_flight(
         await assert_usable(ctx, None)
 
 
-@pytest.mark.parametrize("when", ["sending", "receiving"])
+@pytest.mark.parametrize(
+    ("when", "via"), [("sending", "arena"), ("sending", "pipe"), ("receiving", "pipe")]
+)
 async def test_row14_cancel_kills_with_large_data_in_flight(
-    worker_type: WorkerType, when: str, monkeypatch: pytest.MonkeyPatch
+    worker_type: WorkerType, when: str, via: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Row 14: with kill_on_cancel=True, a cancel while a 64 MiB argument is being
-    sent, or a 64 MiB result received, raises Cancelled and reaps the worker."""
+    sent (or sits in the arena of a stopped worker), or while a 64 MiB result is
+    received through the pipe, raises Cancelled and reaps the worker."""
     scope = trio.CancelScope()
     lengths: list[int] = []
     read_some = ProcessWorker._read_some
@@ -340,13 +367,14 @@ async def test_row14_cancel_kills_with_large_data_in_flight(
             else:
                 await ctx.run_sync(fw.big_result, BIG, kill_on_cancel=True)
 
-    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+    options = transport(via, monkeypatch)
+    async with trio_wf.open_worker_context(worker_type=worker_type, **options) as ctx:
         with trio.fail_after(20):
             victim = await ctx.run_sync(workers.pid)
             if when == "receiving":
                 monkeypatch.setattr(ProcessWorker, "_read_some", read_then_cancel)
                 await call()
-                monkeypatch.undo()
+                monkeypatch.setattr(ProcessWorker, "_read_some", read_some)
                 assert lengths == [lengths[0]]
                 assert lengths[0] > BIG  # cancelled inside the big reply
             else:
@@ -940,9 +968,10 @@ async def test_row31_fork_with_threads_warns_nothing(worker_type: WorkerType) ->
 async def test_row31_worker_holds_only_its_descriptors(
     worker_type: WorkerType, tmp_path: Path
 ) -> None:
-    """Row 31: a worker holds stdin/stdout/stderr and its two pipe ends, plus,
-    under fork, the descriptors of its inherited standard streams and of
-    multiprocessing's resource tracker; never a file the parent has open."""
+    """Row 31: a worker holds stdin/stdout/stderr, its two pipe ends and its
+    shared memory arena, plus, under fork, the descriptors of its inherited
+    standard streams and of multiprocessing's resource tracker; never a file the
+    parent has open."""
     secret = tmp_path / "parent-only.txt"
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT)  # open while the worker starts
     try:
@@ -957,8 +986,13 @@ async def test_row31_worker_holds_only_its_descriptors(
     if report["tracker"] is not None:
         kept.add(report["tracker"])
     own = {fd: target for fd, target in fds.items() if fd not in kept}
-    assert sorted(target.split(":")[0] for target in own.values()) == ["pipe", "pipe"]
+    assert sorted(target.split(":")[0] for target in own.values()) == [
+        "/memfd",
+        "pipe",
+        "pipe",
+    ]
+    assert "/memfd:trio_wf-arena (deleted)" in own.values()
     if worker_type is not WorkerType.FORK:
         assert set(report["std"]) <= {0, 1, 2}
         assert report["tracker"] is None
-        assert len(fds) == 5
+        assert len(fds) == 6

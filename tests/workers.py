@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -134,3 +135,46 @@ def record_start(path: str) -> None:
     """An init that logs each worker start to ``path``."""
     with open(path, "a") as log:
         log.write(f"{os.getpid()}\n")
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+def with_copies(data: bytes) -> tuple[bytes, int, list[bytes]]:
+    """A tuple result holding large bytes at its top level and one level down."""
+    return data, len(data), [data, data[:100]]
+
+
+class Keeper:
+    """Keeps the very buffer it is unpickled with (pickle protocol 5)."""
+
+    def __init__(self, buffer: Any) -> None:
+        self.buffer = buffer
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return Keeper, (pickle.PickleBuffer(bytes(self.buffer)),)
+
+
+_kept: list[Keeper] = []
+
+
+def keep(keeper: Keeper) -> Keeper:
+    _kept.append(keeper)
+    return keeper
+
+
+def kept() -> list[bytes]:
+    return [bytes(k.buffer) for k in _kept]
+
+
+def arena_rss() -> int:
+    """Bytes of this process's mappings of worker arenas that are in memory."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+                inside = "trio_wf-arena" in line
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1]) * 1024
+    return total

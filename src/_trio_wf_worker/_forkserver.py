@@ -1,7 +1,8 @@
 """A fork server: a clean, trio-free process that forks workers on request.
 
-The parent sends one byte and three file descriptors over a Unix socket pair: the
-new worker's job pipe, its result pipe and a *status* pipe.  The server forks; the
+The parent sends one byte and four file descriptors over a Unix socket pair: the
+new worker's job pipe, its result pipe, its shared memory arena and a *status*
+pipe.  The server forks; the
 child serves jobs on the first two; the server writes the child's pid to the status
 pipe and, once it has reaped the child, its exit status, then closes it.  So the
 parent can wait for a worker it did not fork, without polling.
@@ -45,17 +46,17 @@ def forkserver_main(control_fd: int) -> None:
                 os.read(wake_r, 4096)
                 _reap(children)
             if control_fd in readable:
-                message, fds, _, _ = socket.recv_fds(control, 1, 3)
+                message, fds, _, _ = socket.recv_fds(control, 1, 4)
                 if not message:
                     return
-                job_fd, result_fd, status_fd = fds
+                job_fd, result_fd, arena_fd, status_fd = fds
                 pid = os.fork()
                 if pid == 0:
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    forked_main(job_fd, result_fd)
+                    forked_main(job_fd, result_fd, arena_fd)
                 children[pid] = status_fd
-                os.close(job_fd)
-                os.close(result_fd)
+                for fd in (job_fd, result_fd, arena_fd):
+                    os.close(fd)
                 os.write(status_fd, PID.pack(pid))
     finally:
         control.close()  # no ResourceWarning at exit

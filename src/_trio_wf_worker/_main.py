@@ -23,18 +23,17 @@ from ._protocol import (
     EXIT_CLEAN,
     EXIT_RETIRE_FAILED,
     INIT_FAILED,
-    OK,
     READY,
     RETIRE_FAILED,
     BlockingReader,
     describe_callable,
-    dumps,
     dumps_exception,
     flush_std_streams,
     format_exception_text,
     frame,
     write_all,
 )
+from ._shm import Arena, encode_result
 
 # poll() takes milliseconds in a C int: wait at most ~24 days per call.
 _MAX_POLL_MS = 2**31 - 1
@@ -93,9 +92,9 @@ def _close_on_fork(fds: tuple[int, ...]) -> None:
     os.register_at_fork(after_in_child=close)
 
 
-def _run_job(payload: bytes) -> bytes:
+def _run_job(kind: int, payload: bytes, arena: Arena) -> bytes:
     try:
-        fn, args = pickle.loads(payload)
+        fn, args = arena.loads(kind, payload)
     except BaseException as exc:
         error: Exception = pickle.UnpicklingError(
             f"could not unpickle the job in worker process {os.getpid()}: "
@@ -118,12 +117,13 @@ def _run_job(payload: bytes) -> bytes:
             exc.__traceback__ = exc.__traceback__.tb_next
         return frame(ERROR, dumps_exception(exc))
     try:
-        return frame(OK, dumps(result))
+        return arena.write(encode_result(result))
     except BaseException as exc:
         # BaseException too: a SystemExit from a __reduce__ must not kill the
         # worker (nor, in a forked one, print a traceback); the caller learns it.
+        what = "shared memory" if isinstance(exc, OSError) else "pickled"
         error = TypeError(
-            f"the result of {describe_callable(fn)} could not be pickled: "
+            f"the result of {describe_callable(fn)} could not be {what}: "
             f"{type(exc).__name__}: {exc}"
         )
         error.__cause__ = exc
@@ -141,9 +141,10 @@ def _wait_for_job(poller: select.poll, reader: BlockingReader, timeout: float) -
     return bool(poller.poll(math.ceil(timeout * 1000)))
 
 
-def serve(job_fd: int, result_fd: int) -> int:
+def serve(job_fd: int, result_fd: int, arena_fd: int) -> int:
     """Serve jobs until the parent closes the pipe; return the exit status."""
-    _close_on_fork((job_fd, result_fd))
+    _close_on_fork((job_fd, result_fd, arena_fd))
+    arena = Arena(arena_fd)
     reader = BlockingReader(job_fd)
     try:
         kind, payload = reader.read_message()
@@ -185,7 +186,7 @@ def serve(job_fd: int, result_fd: int) -> int:
         except EOFError:
             return EXIT_CLEAN  # the parent closed the pipe: a graceful shutdown
         first = False
-        if not _send(result_fd, _run_job(payload)):
+        if not _send(result_fd, _run_job(kind, payload, arena)):
             return EXIT_CLEAN
         try:
             should_retire = retire()
@@ -214,9 +215,9 @@ def _send(fd: int, data: bytes) -> bool:
     return True
 
 
-def spawn_main(job_fd: int, result_fd: int) -> None:
+def spawn_main(job_fd: int, result_fd: int, arena_fd: int) -> None:
     """Entry point of a worker started with the spawn method (a fresh interpreter)."""
-    code = serve(job_fd, result_fd)
+    code = serve(job_fd, result_fd, arena_fd)
     flush_std_streams()
     sys.exit(code)
 
@@ -265,7 +266,7 @@ def _std_stream_fds() -> tuple[int, ...]:
     return tuple(fds)
 
 
-def forked_main(job_fd: int, result_fd: int) -> None:
+def forked_main(job_fd: int, result_fd: int, arena_fd: int) -> None:
     """Entry point of a forked worker; never returns into the parent's code."""
     code = 1
     try:
@@ -273,8 +274,8 @@ def forked_main(job_fd: int, result_fd: int) -> None:
         ignore_sigint()
         signal.set_wakeup_fd(-1)
         keep = (*_multiprocessing_after_fork(), *_std_stream_fds())
-        close_fds_except((job_fd, result_fd, *keep))
-        code = serve(job_fd, result_fd)
+        close_fds_except((job_fd, result_fd, arena_fd, *keep))
+        code = serve(job_fd, result_fd, arena_fd)
     except BaseException:
         import traceback
 

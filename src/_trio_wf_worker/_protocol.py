@@ -13,6 +13,7 @@ import pickle
 import struct
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 HEADER = struct.Struct("<QB")
@@ -38,16 +39,24 @@ EXIT_RETIRE_FAILED = 3
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def dumps(obj: object) -> bytes:
+# Smaller out-of-band buffers stay in the pickle stream (see `_shm`).
+BUFFER_THRESHOLD = 1 << 16
+
+
+def dumps(obj: object, buffers: list[pickle.PickleBuffer] | None = None) -> bytes:
     """Pickle ``obj`` fast, falling back to cloudpickle only where needed.
 
     Plain pickle is about ten times faster than cloudpickle for a typical job, but
     it pickles ``__main__`` functions and classes by reference, which a spawned
     worker cannot resolve.  A ``__main__`` reference shows up in the pickle as the
     module name, so a substring test (a memchr-speed scan) decides.
+
+    With ``buffers``, protocol 5 buffers of at least `BUFFER_THRESHOLD` bytes are
+    left out of the stream and appended to it instead.
     """
+    callback = None if buffers is None else _out_of_band(buffers)
     try:
-        data = pickle.dumps(obj, PROTOCOL)
+        data = pickle.dumps(obj, PROTOCOL, buffer_callback=callback)
     except Exception:  # lambdas, local functions, dynamic classes...
         pass
     else:
@@ -55,7 +64,21 @@ def dumps(obj: object) -> bytes:
             return data
     import cloudpickle  # lazy: most payloads never need it
 
-    return cloudpickle.dumps(obj, PROTOCOL)  # type: ignore[no-any-return]
+    if buffers is not None:
+        buffers.clear()
+    return cloudpickle.dumps(obj, PROTOCOL, buffer_callback=callback)  # type: ignore[no-any-return]
+
+
+def _out_of_band(
+    buffers: list[pickle.PickleBuffer],
+) -> Callable[[pickle.PickleBuffer], bool]:
+    def keep(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < BUFFER_THRESHOLD:
+            return True  # in band
+        buffers.append(buffer)
+        return False
+
+    return keep
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:

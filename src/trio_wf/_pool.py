@@ -30,14 +30,13 @@ from _trio_wf_worker._protocol import (
     BYE,
     ERROR,
     INIT_FAILED,
-    JOB,
     OK,
     READY,
     RETIRE_FAILED,
     describe_callable,
     dumps,
-    frame,
 )
+from _trio_wf_worker._shm import SHM, Outgoing, encode_call
 
 from . import _proc
 from ._errors import BrokenWorkerError, WorkerExit
@@ -155,10 +154,10 @@ class WorkerPool:
         if drained and self._drained is not None:
             self._drained.set()
 
-    async def _attempt(self, fn: Any, job: bytes) -> outcome.Outcome[Any] | None:
+    async def _attempt(self, fn: Any, job: Outgoing) -> outcome.Outcome[Any] | None:
         worker = await self._take()
         try:
-            kind, payload = await worker.run(job)
+            kind, payload = await worker.run_job(job)
         except WorkerGone:
             # Gone before reading the job (killed while idle, say): the job never
             # ran, so it goes to another worker.
@@ -173,13 +172,17 @@ class WorkerPool:
             # worker's state is unknown, so it goes.
             await worker.kill_and_reap()
             raise
-        if kind == OK:
-            self._put_back(worker)
+        base = kind & ~SHM
+        if base == OK:
+            # Unpickled before the worker goes back: the arena is reused.  (A
+            # SystemExit from unpickling code is the parent's own, and goes up.)
             try:
-                return outcome.Value(pickle.loads(payload))
+                return outcome.Value(worker.arena.loads(kind, payload))
             except Exception as exc:
                 return outcome.Error(_unpickling_error("result", fn, worker, exc))
-        if kind == ERROR:
+            finally:
+                self._put_back(worker)
+        if base == ERROR:
             self._put_back(worker)
             try:
                 error: BaseException = pickle.loads(payload)
@@ -355,9 +358,9 @@ def _raise_if_unclean(
     raise BrokenWorkerError(msg, *bad)
 
 
-def _pickle_job(fn: Any, args: Sequence[Any]) -> bytes:
+def _pickle_job(fn: Any, args: Sequence[Any]) -> Outgoing:
     try:
-        return frame(JOB, dumps((fn, tuple(args))))
+        return encode_call(fn, tuple(args))
     except Exception as exc:
         msg = (
             f"could not pickle the call to {describe_callable(fn)} (the function or "

@@ -1,7 +1,8 @@
 """Starting worker processes, and waiting for them without threads or polling.
 
-Three launchers, one per `WorkerType`, each returning a `ChildProcess` and the
-parent's ends of two pipes.  None of them uses `multiprocessing.Process`:
+Three launchers, one per `WorkerType`, each returning a `ChildProcess`, the
+parent's ends of two pipes and the worker's shared memory arena.  None of them
+uses `multiprocessing.Process`:
 
 * spawn runs ``python -c <bootstrap>`` through `subprocess.Popen`, so the worker
   never imports the parent's ``__main__`` (cloudpickle ships ``__main__`` functions
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 import trio
 
 import _trio_wf_worker
-from _trio_wf_worker import _forkserver, _main
+from _trio_wf_worker import _forkserver, _main, _shm
 
 _WORKER_DIR = os.path.dirname(os.path.dirname(_trio_wf_worker.__file__))
 # Ignore SIGINT before anything else runs, then drop a SIGINT that arrived while
@@ -223,13 +224,21 @@ def _pipe() -> tuple[int, int]:
 class Launched:
     """A just-started worker process and the parent's ends of its pipes."""
 
-    __slots__ = ("die_with_parent", "parent_pid", "process", "recv_fd", "send_fd")
+    __slots__ = (
+        "arena_fd",
+        "die_with_parent",
+        "parent_pid",
+        "process",
+        "recv_fd",
+        "send_fd",
+    )
 
     def __init__(
         self,
         process: ChildProcess,
         send_fd: int,
         recv_fd: int,
+        arena_fd: int,
         parent_pid: int,
         *,
         die_with_parent: bool,
@@ -237,6 +246,7 @@ class Launched:
         self.process = process
         self.send_fd = send_fd
         self.recv_fd = recv_fd
+        self.arena_fd = arena_fd  # the worker's shared memory arena (see _shm)
         # The worker's own parent, for its PR_SET_PDEATHSIG check.
         self.parent_pid = parent_pid
         # PR_SET_PDEATHSIG fires when the *thread* that started the worker exits,
@@ -263,33 +273,50 @@ def _spawn_python(module: str, entry: str, pass_fds: tuple[int, ...]) -> DirectC
     return DirectChild(popen.pid, popen)
 
 
+class _Ends:
+    """The descriptors of a worker about to start: pipes and arena, both sides."""
+
+    def __init__(self) -> None:
+        self.job_r, self.job_w = _pipe()
+        self.result_r, self.result_w = _pipe()
+        self.arena = _shm.create_fd()
+
+    def theirs(self) -> tuple[int, int, int]:
+        """The worker's descriptors, in the order its entry points take them."""
+        return self.job_r, self.result_w, self.arena
+
+    def close_ours(self) -> None:
+        close_fds(self.job_w, self.result_r, self.arena)
+
+    def close_theirs(self) -> None:
+        close_fds(self.job_r, self.result_w)
+
+
 async def launch_spawn() -> Launched:
     await trio.lowlevel.checkpoint()
-    job_r, job_w = _pipe()
-    result_r, result_w = _pipe()
+    ends = _Ends()
     try:
-        child = _spawn_python("_main", "spawn_main", (job_r, result_w))
+        child = _spawn_python("_main", "spawn_main", ends.theirs())
     except BaseException:
-        close_fds(job_w, result_r)
+        ends.close_ours()
         raise
     finally:
-        close_fds(job_r, result_w)
-    return _launched(child, job_w, result_r, os.getpid(), _on_main_thread())
+        ends.close_theirs()
+    return _launched(child, ends, os.getpid(), _on_main_thread())
 
 
 async def launch_fork() -> Launched:
     await trio.lowlevel.checkpoint()
-    job_r, job_w = _pipe()
-    result_r, result_w = _pipe()
+    ends = _Ends()
     with _sigint_blocked(), warnings.catch_warnings():
         # 3.12+ warns about forking a multi-threaded process: that is precisely
         # why this worker type is documented as experimental.
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid == 0:  # pragma: no cover, the child never returns (coverage can't see it)
-        _main.forked_main(job_r, result_w)
-    close_fds(job_r, result_w)
-    return _launched(DirectChild(pid), job_w, result_r, os.getpid(), _on_main_thread())
+        _main.forked_main(*ends.theirs())
+    ends.close_theirs()
+    return _launched(DirectChild(pid), ends, os.getpid(), _on_main_thread())
 
 
 class _ForkServer:
@@ -304,7 +331,7 @@ class _ForkServer:
         self.socket = ours
         self.owner = os.getpid()
 
-    def request(self, fds: tuple[int, int, int]) -> None:
+    def request(self, fds: tuple[int, ...]) -> None:
         socket.send_fds(self.socket, [b"F"], list(fds))
 
     def close(self, timeout: float) -> None:
@@ -354,25 +381,27 @@ def close_forkserver(timeout: float = 5.0) -> None:
 async def launch_forkserver() -> Launched:
     await trio.lowlevel.checkpoint()
     server = _get_forkserver()
-    job_r, job_w = _pipe()
-    result_r, result_w = _pipe()
+    ends = _Ends()
     status_r, status_w = os.pipe()
     os.set_blocking(status_r, False)
     try:
-        server.request((job_r, result_w, status_w))
+        server.request((*ends.theirs(), status_w))
     except BaseException:
-        close_fds(job_w, result_r, status_r)
+        ends.close_ours()
+        close_fds(status_r)
         raise
     finally:
-        close_fds(job_r, result_w, status_w)
+        ends.close_theirs()
+        close_fds(status_w)
     child = ForkserverChild(status_r)
     try:
         with trio.CancelScope(shield=True):  # the fork is already under way
             await child.read_pid()
     except BaseException:
-        close_fds(job_w, result_r, status_r)
+        ends.close_ours()
+        close_fds(status_r)
         raise
-    return _launched(child, job_w, result_r, server.process.pid, True)
+    return _launched(child, ends, server.process.pid, True)
 
 
 def _on_main_thread() -> bool:
@@ -380,8 +409,15 @@ def _on_main_thread() -> bool:
 
 
 def _launched(
-    child: ChildProcess, send_fd: int, recv_fd: int, ppid: int, die_with_parent: bool
+    child: ChildProcess, ends: _Ends, ppid: int, die_with_parent: bool
 ) -> Launched:
-    os.set_blocking(send_fd, False)
-    os.set_blocking(recv_fd, False)
-    return Launched(child, send_fd, recv_fd, ppid, die_with_parent=die_with_parent)
+    os.set_blocking(ends.job_w, False)
+    os.set_blocking(ends.result_r, False)
+    return Launched(
+        child,
+        ends.job_w,
+        ends.result_r,
+        ends.arena,
+        ppid,
+        die_with_parent=die_with_parent,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from _trio_wf_worker._protocol import CONFIG, HEADER, frame
+from _trio_wf_worker._shm import Arena, Outgoing
 
 from ._errors import WorkerExit
 from ._proc import ChildProcess, Launched, close_fds
@@ -35,13 +36,14 @@ class ProcessWorker:
     non-blocking; a small message costs one ``write`` and one ``read``.
     """
 
-    __slots__ = ("_buffer", "_recv_fd", "_send_fd", "pid", "process")
+    __slots__ = ("_buffer", "_recv_fd", "_send_fd", "arena", "pid", "process")
 
     def __init__(self, launched: Launched) -> None:
         self.process: ChildProcess = launched.process
         self.pid = launched.process.pid
         self._send_fd: int | None = launched.send_fd
         self._recv_fd = launched.recv_fd
+        self.arena = Arena(launched.arena_fd)
         self._buffer = b""
 
     @classmethod
@@ -73,6 +75,10 @@ class ProcessWorker:
             await worker.kill_and_reap()
             raise
         return worker, kind, payload
+
+    async def run_job(self, job: Outgoing) -> tuple[int, bytes | bytearray]:
+        """Send a job (its large parts through the arena) and wait for the reply."""
+        return await self.run(self.arena.write(job))
 
     async def run(self, message: bytes) -> tuple[int, bytes | bytearray]:
         """Send one message and wait for the reply.
@@ -201,11 +207,15 @@ class ProcessWorker:
         return WorkerExit(self.pid, code)
 
     def release(self) -> None:
-        """Close the parent's ends of the pipes (the process must be gone)."""
+        """Close the parent's ends of the pipes and the arena (the process is gone).
+
+        The arena's memory goes back to the kernel with its last holder.
+        """
         self.shutdown()
         if self._recv_fd >= 0:
             close_fds(self._recv_fd)
             self._recv_fd = -1
+        self.arena.close()
 
 
 def _multiprocessing_authkey() -> bytes | None:

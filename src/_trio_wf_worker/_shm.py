@@ -1,0 +1,235 @@
+"""Large payloads through shared memory instead of the pipe.
+
+Every worker has an *arena*: an anonymous ``memfd`` created by the parent with the
+worker's pipes and handed to the worker at start (``pass_fds``, fork inheritance or
+``SCM_RIGHTS`` through the fork server).  Only the two of them hold it, and the
+kernel frees it when the last of them closes it, so a worker that dies
+mid-transfer leaks nothing.
+
+A message whose pickle has large out-of-band buffers (pickle protocol 5: NumPy
+arrays, and ``bytes``/``bytearray`` arguments and results), or whose pickle
+stream is itself large, carries the `SHM` flag in its kind.  Its payload is then a
+small table; the data sits in the arena:
+
+* `HEAD`: the number of buffers, then the pickle stream's length in the arena
+  (0: the stream follows the table inline);
+* one `SLOT` per buffer: its offset, its length, and whether the receiver may
+  hand the pickle a view of the arena (`VIEW`: a wrapped ``bytes`` or
+  ``bytearray``, whose reconstructor copies it at once) or must give it a copy of
+  its own (`OWNED`: a NumPy array keeps the buffer it is given).
+
+The writer copies into the arena and the reader copies out, one copy each way and
+no system call per byte.  Requests and replies alternate, so one arena serves both
+directions.  The arena grows on demand and keeps at most `KEEP` bytes of memory
+between messages: the reader releases the rest once it has copied it out.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import struct
+from typing import Any
+
+from ._protocol import BUFFER_THRESHOLD, HEADER, JOB, OK, dumps, frame
+
+SHM = 0x80  # set in a message kind: the payload is a table, the data in the arena
+STREAM_THRESHOLD = 1 << 20  # larger pickle streams go to the arena too
+KEEP = 64 << 20  # arena memory a worker keeps between messages
+_ALIGN = 64
+_MIN_SIZE = 1 << 20
+
+HEAD = struct.Struct("<IQ")
+SLOT = struct.Struct("<QQB")
+VIEW = 0
+OWNED = 1
+
+_WRAPPED = (bytes, bytearray)
+
+
+class _Copied:
+    """Pickles a ``bytes``/``bytearray`` out of band; unpickles to a copy of it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: bytes | bytearray) -> None:
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return type(self.obj), (pickle.PickleBuffer(self.obj),)
+
+
+def _large(obj: object) -> bool:
+    return type(obj) in _WRAPPED and len(obj) >= BUFFER_THRESHOLD  # type: ignore[arg-type]
+
+
+# A framed message, the parts to copy into the arena first (offset, data), and the
+# arena size they need.  A plain tuple: every call builds two of them.
+Outgoing = tuple[bytes, tuple[tuple[int, memoryview], ...], int]
+_NOTHING: frozenset[int] = frozenset()
+
+
+def _wrap(items: tuple[Any, ...]) -> tuple[tuple[Any, ...], frozenset[int]]:
+    # Protocol 5 keeps bytes and bytearray in the pickle stream; wrapped, they
+    # travel through the arena, and the receiver may hand their reconstructor a
+    # view, which it copies at once.
+    if not any(map(_large, items)):
+        return items, _NOTHING
+    views = frozenset(id(item) for item in items if _large(item))
+    return tuple(_Copied(item) if id(item) in views else item for item in items), views
+
+
+def encode_call(fn: Any, args: tuple[Any, ...]) -> Outgoing:
+    """The `JOB` message of a call, its large buffers out of band.
+
+    Only the top level is wrapped (the arguments themselves): a large ``bytes``
+    deeper inside still reaches the arena inside a large pickle stream, at the cost
+    of one more copy.
+    """
+    args, views = _wrap(args)
+    return _encode(JOB, (fn, args), views)
+
+
+def encode_result(result: Any) -> Outgoing:
+    """The `OK` message of a result, its large buffers (itself, or its items) out
+    of band."""
+    views = _NOTHING
+    if _large(result):
+        views = frozenset((id(result),))
+        result = _Copied(result)
+    elif type(result) is tuple:
+        result, views = _wrap(result)
+    elif type(result) is list and any(map(_large, result)):
+        items, views = _wrap(tuple(result))
+        result = list(items)
+    return _encode(OK, result, views)
+
+
+def _encode(kind: int, obj: Any, views: frozenset[int]) -> Outgoing:
+    buffers: list[pickle.PickleBuffer] = []
+    stream = dumps(obj, buffers)
+    if not buffers and len(stream) < STREAM_THRESHOLD:
+        return HEADER.pack(len(stream), kind) + stream, (), 0
+    table = [HEAD.pack(len(buffers), 0)]
+    parts = []
+    offset = 0
+    for buffer in buffers:
+        raw = buffer.raw()
+        how = VIEW if id(raw.obj) in views else OWNED
+        table.append(SLOT.pack(offset, raw.nbytes, how))
+        parts.append((offset, raw))
+        offset = _aligned(offset + raw.nbytes)
+    if len(stream) >= STREAM_THRESHOLD:
+        table[0] = HEAD.pack(len(buffers), len(stream))
+        parts.append((offset, memoryview(stream)))
+        offset += len(stream)
+    else:
+        table.append(stream)
+    return frame(kind | SHM, b"".join(table)), tuple(parts), offset
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+class Arena:
+    """One side's mapping of a worker's shared memory arena."""
+
+    __slots__ = ("_fd", "_map", "_size")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._map: mmap.mmap | None = None
+        self._size = 0
+
+    def write(self, message: Outgoing) -> bytes:
+        """Copy ``message``'s out-of-band parts into the arena; return its frame."""
+        framed, parts, extent = message
+        if not parts:
+            return framed
+        view = self._view(extent, grow=True)
+        try:
+            for offset, part in parts:
+                view[offset : offset + part.nbytes] = part
+        finally:
+            view.release()
+        return framed
+
+    def loads(self, kind: int, payload: bytes | bytearray) -> Any:
+        """Unpickle a message's payload, from the arena if ``kind`` says so."""
+        if not kind & SHM:
+            return pickle.loads(payload)
+        count, stream_length = HEAD.unpack_from(payload)
+        slots = [
+            SLOT.unpack_from(payload, HEAD.size + i * SLOT.size) for i in range(count)
+        ]
+        end = max((o + n for o, n, _ in slots), default=0)
+        stream_offset = _aligned(end)
+        if stream_length:
+            end = stream_offset + stream_length
+        view = self._view(end, grow=False)
+        handed: list[memoryview] = []
+        try:
+            buffers: list[Any] = []
+            for offset, length, how in slots:
+                part = view[offset : offset + length]
+                if how == VIEW:
+                    handed.append(part)
+                    buffers.append(part)
+                else:
+                    buffers.append(bytearray(part))
+                    part.release()
+            if stream_length:
+                stream: Any = view[stream_offset:end]
+                handed.append(stream)
+            else:
+                stream = memoryview(payload)[HEAD.size + count * SLOT.size :]
+            return pickle.loads(stream, buffers=buffers)
+        finally:
+            for part in handed:
+                part.release()
+            view.release()
+            self._trim(end)
+
+    def _view(self, extent: int, *, grow: bool) -> memoryview:
+        if extent > self._size:
+            size = os.fstat(self._fd).st_size
+            if size < extent:
+                if not grow:
+                    msg = f"shared memory arena of {size} bytes, message needs {extent}"
+                    raise ValueError(msg)
+                size = max(_MIN_SIZE, 1 << (extent - 1).bit_length())
+                os.ftruncate(self._fd, size)
+            self.close_map()
+            self._map = mmap.mmap(self._fd, size)
+            if hasattr(mmap, "MADV_DONTFORK"):
+                # A process forked from this one (a fork worker, a task's own
+                # pool) must not keep this arena alive.
+                self._map.madvise(mmap.MADV_DONTFORK)
+            self._size = size
+        assert self._map is not None
+        return memoryview(self._map)
+
+    def _trim(self, extent: int) -> None:
+        # Give the memory above KEEP back; it reads as zeroes on both sides.
+        if extent > KEEP and self._map is not None:
+            self._map.madvise(mmap.MADV_REMOVE, KEEP, self._size - KEEP)
+
+    def close_map(self) -> None:
+        """Unmap the arena (the descriptor stays open)."""
+        if self._map is not None:
+            self._map.close()
+            self._map, self._size = None, 0
+
+    def close(self) -> None:
+        """Unmap the arena and close its descriptor."""
+        self.close_map()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def create_fd() -> int:
+    """A new, empty arena (close-on-exec: ``pass_fds`` makes it inheritable)."""
+    return os.memfd_create("trio_wf-arena")

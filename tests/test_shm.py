@@ -1,0 +1,96 @@
+"""Large payloads through each worker's shared memory arena (``_shm``).
+
+What row 14 of the fault matrix asks of large data (crash and cancel with it in
+flight) is in ``test_faults.py``, through the arena and through the pipe; the
+autouse leak check fails any test that leaves an arena open or mapped.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+
+import trio_wf
+from _trio_wf_worker._shm import KEEP
+from trio_wf import WorkerType
+
+from . import workers
+from .conftest import arena_mappings
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+async def ctx(worker_type: WorkerType) -> Any:
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+        yield ctx
+
+
+async def test_small_calls_never_map_the_arena(ctx: trio_wf.WorkerContext) -> None:
+    with trio.fail_after(20):
+        assert await ctx.run_sync(workers.echo, b"x" * 60_000) == b"x" * 60_000
+    assert not arena_mappings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(os.urandom(3 * MIB), id="bytes"),
+        pytest.param(bytearray(os.urandom(3 * MIB)), id="bytearray"),
+        pytest.param({"nested": os.urandom(3 * MIB)}, id="nested-bytes"),
+        pytest.param(list(range(500_000)), id="large-pickle-stream"),
+        pytest.param(np.arange(MIB, dtype=np.float32).reshape(256, -1), id="numpy-C"),
+        pytest.param(np.asfortranarray(np.ones((512, 512, 3))), id="numpy-F"),
+        pytest.param(np.arange(2 * MIB, dtype=np.int16)[::2], id="numpy-strided"),
+    ],
+)
+async def test_large_values_round_trip(ctx: trio_wf.WorkerContext, value: Any) -> None:
+    with trio.fail_after(20):
+        out = await ctx.run_sync(workers.echo, value)
+    assert type(out) is type(value)
+    if isinstance(value, np.ndarray):
+        assert out.dtype == value.dtype
+        assert out.flags.f_contiguous >= value.flags.f_contiguous  # order kept
+        assert out.flags.writeable
+        np.testing.assert_array_equal(out, value)
+    else:
+        assert out == value
+
+
+async def test_large_items_of_a_result(ctx: trio_wf.WorkerContext) -> None:
+    data = os.urandom(2 * MIB)
+    with trio.fail_after(20):
+        assert await ctx.run_sync(workers.with_copies, data) == (
+            data,
+            len(data),
+            [data, data[:100]],
+        )
+
+
+async def test_buffers_kept_by_their_object_stay_intact(
+    ctx: trio_wf.WorkerContext,
+) -> None:
+    """An object that keeps the buffer it was unpickled with owns a copy: the
+    next message through the arena does not change it, on either side."""
+    first, second = os.urandom(MIB), os.urandom(MIB)
+    with trio.fail_after(20):
+        one = await ctx.run_sync(workers.keep, workers.Keeper(first))
+        two = await ctx.run_sync(workers.keep, workers.Keeper(second))
+        assert await ctx.run_sync(workers.kept) == [first, second]
+    assert (bytes(one.buffer), bytes(two.buffer)) == (first, second)
+
+
+async def test_arena_keeps_bounded_memory(ctx: trio_wf.WorkerContext) -> None:
+    """After a message larger than KEEP, both sides give the rest back."""
+    data = bytes(KEEP + 32 * MIB)
+    with trio.fail_after(30):
+        assert await ctx.run_sync(workers.echo, data) == data
+        assert 0 < workers.arena_rss() <= KEEP
+        assert 0 < await ctx.run_sync(workers.arena_rss) <= KEEP
+        # and the arena still works, for large and small messages
+        assert await ctx.run_sync(workers.echo, data) == data
+        assert await ctx.run_sync(workers.echo, b"small") == b"small"
