@@ -143,6 +143,20 @@ async def test_failing_retire_is_reported(worker_type: WorkerType, capfd: Any) -
         assert "retire exploded" in capfd.readouterr().err
 
 
+async def test_leaving_worker_is_reaped_even_when_cancelled() -> None:
+    """Waiting for a worker that said it is leaving (retire or init failed) is
+    cancellable, and still kills and reaps it (the leak check sees the rest)."""
+    async with trio_wf.open_worker_context() as ctx:
+        with trio.fail_after(20):
+            pid = await ctx.run_sync(workers.pid)
+        worker = ctx._pool._idle.pop()  # an idle worker, which will not leave
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await worker.reap_leaving()
+        assert scope.cancelled_caught
+        assert not psutil.pid_exists(pid)
+
+
 async def test_grace_period_then_kill(worker_type: WorkerType) -> None:
     """Workers that do not exit within grace_period are killed and reported."""
     with trio.fail_after(20):

@@ -352,10 +352,10 @@ async def test_row14_cancel_kills_with_large_data_in_flight(
     lengths: list[int] = []
     read_some = ProcessWorker._read_some
 
-    async def read_then_cancel(self: ProcessWorker) -> bytes:
+    async def read_then_cancel(self: ProcessWorker, cancellable: bool) -> bytes:
         # The reply's header has arrived, its 64 MiB body is still on the way: the
         # next wait inside receive() is where Cancelled lands.
-        data = await read_some(self)
+        data = await read_some(self, cancellable)
         lengths.append(HEADER.unpack_from(data)[0])
         scope.cancel()
         return data

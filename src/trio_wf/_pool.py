@@ -133,13 +133,7 @@ class WorkerPool:
             self._calls += 1
         try:
             while True:
-                if kill_on_cancel:
-                    result = await self._attempt(fn, job)
-                else:
-                    # The job is shielded and its result returned; the
-                    # cancellation is delivered at the caller's next checkpoint.
-                    with trio.CancelScope(shield=True):
-                        result = await self._attempt(fn, job)
+                result = await self._attempt(fn, job, kill_on_cancel)
                 if result is not None:
                     return result.unwrap()
                 # Resubmitting: stay cancellable even while KI-protected.
@@ -154,10 +148,30 @@ class WorkerPool:
         if drained and self._drained is not None:
             self._drained.set()
 
-    async def _attempt(self, fn: Any, job: Outgoing) -> outcome.Outcome[Any] | None:
-        worker = await self._take()
+    async def _attempt(
+        self, fn: Any, job: Outgoing, kill_on_cancel: bool
+    ) -> outcome.Outcome[Any] | None:
+        """Run ``job`` once; return None if it must go to another worker.
+
+        With ``kill_on_cancel=False`` nothing here is cancellable: the job's
+        result is returned, and the cancellation is delivered at the caller's next
+        checkpoint.  The rare paths run in a shielded scope; the common one (a
+        cached worker, a reply) lets the worker's waits shield themselves only when
+        a cancellation arrives, because a shielded scope on every call costs more
+        than the rest of the parent's work.
+        """
+        shield = not kill_on_cancel
         try:
-            kind, payload = await worker.run_job(job)
+            worker = self._idle.pop()
+        except IndexError:
+            self._reap_leaving()
+            with trio.CancelScope(shield=shield):
+                worker = await self._start_worker()
+        # No liveness probe: a worker that left or died while idle is found out
+        # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
+        # job it never read is resubmitted.
+        try:
+            kind, payload = await worker.run_job(job, cancellable=kill_on_cancel)
         except WorkerGone:
             # Gone before reading the job (killed while idle, say): the job never
             # ran, so it goes to another worker.
@@ -192,18 +206,9 @@ class WorkerPool:
                 if hasattr(error, "add_note"):
                     error.add_note(f"(raised in trio_wf worker process {worker.pid})")
             return outcome.Error(error)
-        await self._goodbye(worker, kind, payload)
+        with trio.CancelScope(shield=shield):
+            await self._goodbye(worker, kind, payload)
         return None
-
-    async def _take(self) -> ProcessWorker:
-        # No liveness probe: a worker that left or died while idle is found out
-        # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
-        # job it never read is resubmitted.
-        try:
-            return self._idle.pop()
-        except IndexError:
-            self._reap_leaving()
-            return await self._start_worker()
 
     async def _goodbye(self, worker: ProcessWorker, kind: int, payload: Any) -> None:
         """Deal with a worker that answered a job by leaving, without running it."""

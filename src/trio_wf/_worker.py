@@ -76,25 +76,31 @@ class ProcessWorker:
             raise
         return worker, kind, payload
 
-    async def run_job(self, job: Outgoing) -> tuple[int, bytes | bytearray]:
+    async def run_job(
+        self, job: Outgoing, *, cancellable: bool
+    ) -> tuple[int, bytes | bytearray]:
         """Send a job (its large parts through the arena) and wait for the reply."""
-        return await self.run(self.arena.write(job))
+        return await self.run(self.arena.write(job), cancellable=cancellable)
 
-    async def run(self, message: bytes) -> tuple[int, bytes | bytearray]:
+    async def run(
+        self, message: bytes, *, cancellable: bool = True
+    ) -> tuple[int, bytes | bytearray]:
         """Send one message and wait for the reply.
 
         Raises `WorkerGone` if the worker was already gone (the message never
-        ran), `WorkerDied` if it died after receiving it.
+        ran), `WorkerDied` if it died after receiving it.  If not ``cancellable``,
+        a cancellation does not interrupt the exchange: it is delivered again at
+        the caller's next checkpoint, since its scope stays cancelled.
         """
-        delivered = await self._send(message)
+        delivered = await self._send(message, cancellable)
         try:
-            return await self.receive()
+            return await self.receive(cancellable)
         except WorkerDied:
             if delivered:
                 raise
             raise WorkerGone from None
 
-    async def _send(self, data: bytes) -> bool:
+    async def _send(self, data: bytes, cancellable: bool) -> bool:
         """Write ``data``; return False if the worker was gone before any of it.
 
         A worker that dies after taking part of a message counts as having got
@@ -116,7 +122,7 @@ class ProcessWorker:
                 return True
             view = memoryview(data)[sent:]
             while view:
-                await trio.lowlevel.wait_writable(fd)
+                await _wait(trio.lowlevel.wait_writable, fd, cancellable)
                 try:
                     view = view[os.write(fd, view) :]
                 except BlockingIOError:
@@ -125,11 +131,11 @@ class ProcessWorker:
             pass  # died while receiving: receive() reads EOF
         return True
 
-    async def receive(self) -> tuple[int, bytes | bytearray]:
+    async def receive(self, cancellable: bool = True) -> tuple[int, bytes | bytearray]:
         """Wait for the next whole message from the worker."""
         buffer = self._buffer
         while len(buffer) < HEADER.size:
-            buffer += await self._read_some()
+            buffer += await self._read_some(cancellable)
         length, kind = HEADER.unpack_from(buffer)
         end = HEADER.size + length
         if len(buffer) >= end:
@@ -142,7 +148,7 @@ class ProcessWorker:
         view[:have] = buffer[HEADER.size :]
         self._buffer = b""
         while have < length:
-            await trio.lowlevel.wait_readable(self._recv_fd)
+            await _wait(trio.lowlevel.wait_readable, self._recv_fd, cancellable)
             try:
                 got = os.readv(self._recv_fd, [view[have:]])
             except BlockingIOError:
@@ -152,9 +158,9 @@ class ProcessWorker:
             have += got
         return kind, out
 
-    async def _read_some(self) -> bytes:
+    async def _read_some(self, cancellable: bool) -> bytes:
         while True:
-            await trio.lowlevel.wait_readable(self._recv_fd)
+            await _wait(trio.lowlevel.wait_readable, self._recv_fd, cancellable)
             try:
                 data = os.read(self._recv_fd, _READ_SIZE)
             except BlockingIOError:
@@ -190,9 +196,12 @@ class ProcessWorker:
         Used after a worker said it is leaving (init or retire failed), so that
         its own exit status is reported, without trusting it to exit promptly.
         """
-        with trio.move_on_after(_LEAVING_TIMEOUT):
-            await self.process.wait()
-        return await self.kill_and_reap()
+        try:
+            with trio.move_on_after(_LEAVING_TIMEOUT):
+                await self.process.wait()
+        finally:
+            died = await self.kill_and_reap()  # also when cancelled
+        return died
 
     async def kill_and_reap(self) -> WorkerExit:
         """SIGKILL the worker and wait for it (shielded: it is already dying)."""
@@ -216,6 +225,21 @@ class ProcessWorker:
             close_fds(self._recv_fd)
             self._recv_fd = -1
         self.arena.close()
+
+
+async def _wait(
+    wait: Callable[[int], Awaitable[None]], fd: int, cancellable: bool
+) -> None:
+    if cancellable:
+        await wait(fd)
+        return
+    try:
+        await wait(fd)
+    except trio.Cancelled:
+        # Swallowed on purpose: the scope stays cancelled, so the next
+        # checkpoint after the exchange raises a fresh Cancelled.
+        with trio.CancelScope(shield=True):
+            await wait(fd)
 
 
 def _multiprocessing_authkey() -> bytes | None:
