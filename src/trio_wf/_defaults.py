@@ -58,7 +58,9 @@ async def run_sync(
     Args:
         sync_fn: a synchronous callable; it and ``args`` are pickled (with
             cloudpickle where plain pickle cannot, so lambdas and ``__main__``
-            functions work under every worker type).
+            functions work under every worker type).  Large arguments and
+            results (NumPy arrays, ``bytes``, big pickles) travel through the
+            worker's shared memory, not the pipe.
         *args: positional arguments; use :func:`functools.partial` for keywords.
         kill_on_cancel: if false (the default), cancellation waits for the job and
             ``run_sync`` returns its result; the cancellation is delivered at the
