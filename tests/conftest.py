@@ -15,7 +15,7 @@ from trio_wf import _defaults, _proc
 
 
 def _fds() -> set[str]:
-    """Open descriptors other than sockets: pipes, pidfds, files.
+    """Open descriptors other than sockets and /proc files: pipes, pidfds, files.
 
     Sockets are left out because multiprocessing manager proxies (our test events)
     open one connection per thread, and trio's thread cache keeps threads alive.
@@ -28,7 +28,9 @@ def _fds() -> set[str]:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except FileNotFoundError:  # the directory's own descriptor, now closed
             continue
-        if not target.startswith("socket:"):
+        # /proc files are read, briefly, by monitoring threads (Dask's nannies
+        # poll their workers' /proc/<pid>/stat through psutil).
+        if not target.startswith(("socket:", "/proc/")):
             fds.add(f"{fd} -> {target}")
     return fds
 

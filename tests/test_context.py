@@ -143,6 +143,50 @@ async def test_failing_retire_is_reported(worker_type: WorkerType, capfd: Any) -
         assert "retire exploded" in capfd.readouterr().err
 
 
+async def test_start_workers_ahead_of_the_calls(worker_type: WorkerType) -> None:
+    """start_workers starts workers in parallel; the next calls use them."""
+    me = psutil.Process()
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+        with trio.fail_after(20):
+            await ctx.start_workers(3)
+            assert ctx.statistics() == WorkerContextStatistics(3, 0)
+            started = {p.pid for p in me.children(recursive=True)}
+            await ctx.start_workers(2)  # enough are idle already
+            pids = set()
+
+            async def call() -> None:
+                pids.add(await ctx.run_sync(workers.pid))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(call)
+            assert pids <= started
+            assert {p.pid for p in me.children(recursive=True)} == started
+
+
+async def test_start_workers_of_the_current_context() -> None:
+    """The module-level start_workers uses run_sync's context; by default it
+    starts one worker per token of the default limiter."""
+    with trio.fail_after(20):
+        await trio_wf.start_workers()
+    tokens = trio_wf.current_default_worker_limiter().total_tokens
+    assert trio_wf.default_context_statistics().idle_workers == tokens
+
+
+async def test_start_workers_failures_and_validation(worker_type: WorkerType) -> None:
+    for bad in ["2", -1, True]:
+        with pytest.raises(ValueError, match="count must be a non-negative int"):
+            await trio_wf.start_workers(bad)  # type: ignore[arg-type]
+    async with trio_wf.open_worker_context(
+        init=workers.failing_init, worker_type=worker_type
+    ) as ctx:
+        with trio.fail_after(20), pytest.raises(BrokenWorkerError, match="init"):
+            await ctx.start_workers(2)
+        assert ctx.statistics() == WorkerContextStatistics(0, 0)
+    with pytest.raises(trio.ClosedResourceError):
+        await ctx.start_workers(1)
+
+
 async def test_leaving_worker_is_reaped_even_when_cancelled() -> None:
     """Waiting for a worker that said it is leaving (retire or init failed) is
     cancellable, and still kills and reaps it (the leak check sees the rest)."""

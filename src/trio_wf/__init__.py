@@ -18,6 +18,7 @@ from ._defaults import (
     configure_default_context as configure_default_context,
     default_context_statistics as default_context_statistics,
     run_sync as run_sync,
+    start_workers as start_workers,
 )
 from ._errors import BrokenWorkerError as BrokenWorkerError, WorkerExit as WorkerExit
 from ._map import MapResults as MapResults, open_map as open_map
@@ -44,6 +45,7 @@ __all__ = (
     "open_worker_context",
     "retire_policy",
     "run_sync",
+    "start_workers",
 )
 
 if _typing.TYPE_CHECKING:

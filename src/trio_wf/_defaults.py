@@ -92,6 +92,15 @@ async def run_sync(
     )
 
 
+async def start_workers(count: int | None = None) -> None:
+    """Start the current context's workers ahead of the first calls.
+
+    The context is the one `run_sync` would use here; see
+    `WorkerContext.start_workers` for ``count``.
+    """
+    await get_default_context().start_workers(count)
+
+
 def configure_default_context(
     idle_timeout: float = 600.0,
     init: Callable[[], object] = bool,

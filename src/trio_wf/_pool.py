@@ -117,6 +117,33 @@ class WorkerPool:
         finally:
             limiter.release()
 
+    async def start_workers(self, count: int) -> None:
+        """Start workers, in parallel, until ``count`` are idle; raise the first
+        start-up failure, once the other starts are done."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            msg = "this worker context is closed"
+            raise trio.ClosedResourceError(msg)
+        self._prune()
+        failures: list[BrokenWorkerError] = []
+
+        async def start_one() -> None:
+            try:
+                self._put_back(await self._start_worker())
+            except BrokenWorkerError as exc:
+                failures.append(exc)
+
+        with self._lock:
+            self._calls += 1  # so that aclose() waits for these workers
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(count - len(self._idle)):
+                    nursery.start_soon(start_one)
+        finally:
+            self._call_done()
+        if failures:
+            raise failures[0]
+
     async def _run_limited(
         self, fn: Callable[..., Any], args: Sequence[Any], kill_on_cancel: bool
     ) -> Any:
