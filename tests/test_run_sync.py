@@ -303,6 +303,17 @@ async def test_workers_import_no_trio(worker_type: WorkerType) -> None:
     assert "trio_wf" not in modules
 
 
+async def test_spawned_workers_start_lean() -> None:
+    """A spawned worker imports only what it needs to run a job: typing,
+    traceback and the like would add milliseconds to every cold start."""
+    modules_now = functools.partial(eval, "sorted(__import__('sys').modules)")
+    async with trio_wf.open_worker_context() as ctx:
+        with trio.fail_after(20):
+            modules = await ctx.run_sync(modules_now)
+    assert "_trio_wf_worker._main" in modules
+    assert not {"typing", "traceback", "trio", "cloudpickle", "tblib"} & set(modules)
+
+
 async def test_tasks_may_start_process_pools(worker_type: WorkerType) -> None:
     """Workers are not daemonic: jobs may start subprocesses and process pools."""
     async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:

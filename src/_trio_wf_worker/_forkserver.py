@@ -20,7 +20,7 @@ import signal
 import socket
 import struct
 
-from ._main import forked_main
+from ._main import forked_main, load_prctl
 
 PID = struct.Struct("<q")
 STATUS = struct.Struct("<q")
@@ -29,6 +29,7 @@ STATUS = struct.Struct("<q")
 def forkserver_main(control_fd: int) -> None:
     """Run the fork server on the socket ``control_fd`` until it reaches EOF."""
     control = socket.socket(fileno=control_fd)
+    load_prctl()  # once here, rather than in every worker
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

@@ -14,7 +14,6 @@ import select
 import signal
 import sys
 import types
-from typing import Any
 
 from ._protocol import (
     BYE,
@@ -34,6 +33,10 @@ from ._protocol import (
     write_all,
 )
 from ._shm import Arena, encode_result
+
+TYPE_CHECKING = False  # see _protocol: no typing import at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 # poll() takes milliseconds in a C int: wait at most ~24 days per call.
 _MAX_POLL_MS = 2**31 - 1
@@ -65,14 +68,26 @@ def reset_signal_handlers() -> None:
             signal.signal(signum, signal.SIG_DFL)
 
 
+_prctl: Any = None
+
+
+def load_prctl() -> None:
+    """Load libc's ``prctl`` (a few ms with ctypes), once: forked children of
+    this process inherit it (the fork server and fork workers' parents call
+    this before forking)."""
+    global _prctl
+    if _prctl is None and sys.platform == "linux":
+        import ctypes  # Linux only
+
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL us when our parent dies (a busy worker sees no EOF)."""
     if sys.platform != "linux":  # pragma: no cover, Linux CI only
         return
-    import ctypes  # Linux only
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    load_prctl()
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # The parent may have died before prctl() took effect: then nobody will ever
     # signal us, so check, and leave by ourselves.
     if os.getppid() != parent_pid:

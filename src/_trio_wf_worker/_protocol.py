@@ -12,9 +12,13 @@ import os
 import pickle
 import struct
 import sys
-import traceback
-from collections.abc import Callable
-from typing import Any
+
+# Not imported at run time: they would cost a spawned worker milliseconds of
+# start-up (typing, collections).  Workers import traceback only on error paths.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 HEADER = struct.Struct("<QB")
 
@@ -200,7 +204,7 @@ def dumps_exception(exc: BaseException) -> bytes:
                 copyreg.pickle(type(link), _reduce_builtin_exception)
         return dumps(exc)
     except BaseException:  # a SystemExit from a __reduce__ included: see _run_job
-        text = "".join(traceback.format_exception(exc))
+        text = format_exception_text(exc)
         return dumps(RemoteError(qualified_name(type(exc)), str(exc), text))
 
 
@@ -231,6 +235,8 @@ def _reduce_builtin_exception(exc: BaseException) -> tuple[Any, ...]:
 
 
 def format_exception_text(exc: BaseException) -> str:
+    import traceback  # error path only
+
     return "".join(traceback.format_exception(exc))
 
 

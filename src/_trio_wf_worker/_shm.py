@@ -30,9 +30,12 @@ import mmap
 import os
 import pickle
 import struct
-from typing import Any
 
 from ._protocol import BUFFER_THRESHOLD, HEADER, JOB, OK, dumps, frame
+
+TYPE_CHECKING = False  # see _protocol: no typing import at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 SHM = 0x80  # set in a message kind: the payload is a table, the data in the arena
 STREAM_THRESHOLD = 1 << 20  # larger pickle streams go to the arena too

@@ -307,6 +307,7 @@ async def launch_spawn() -> Launched:
 
 async def launch_fork() -> Launched:
     await trio.lowlevel.checkpoint()
+    _main.load_prctl()  # once here, rather than in every worker
     ends = _Ends()
     with _sigint_blocked(), warnings.catch_warnings():
         # 3.12+ warns about forking a multi-threaded process: that is precisely
