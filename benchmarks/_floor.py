@@ -69,6 +69,7 @@ class FloorChannel:
         )
         assert self._process.stdin is not None
         assert self._process.stdout is not None
+        self.pid = self._process.pid
         self._send_fd = self._process.stdin.fileno()
         self._recv_fd = self._process.stdout.fileno()
         os.set_blocking(self._send_fd, False)
