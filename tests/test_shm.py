@@ -8,6 +8,8 @@ autouse leak check fails any test that leaves an arena open or mapped.
 from __future__ import annotations
 
 import os
+import resource
+import signal
 from typing import Any
 
 import numpy as np
@@ -94,3 +96,35 @@ async def test_arena_keeps_bounded_memory(ctx: trio_wf.WorkerContext) -> None:
         # and the arena still works, for large and small messages
         assert await ctx.run_sync(workers.echo, data) == data
         assert await ctx.run_sync(workers.echo, b"small") == b"small"
+
+
+async def test_result_that_cannot_reach_shared_memory(worker_type: WorkerType) -> None:
+    """A worker whose arena cannot grow reports it, and serves the next call."""
+    async with trio_wf.open_worker_context(
+        init=workers.limit_file_size, worker_type=worker_type
+    ) as ctx:
+        with trio.fail_after(20):
+            pid = await ctx.run_sync(workers.pid)
+            with pytest.raises(TypeError, match="copied to shared memory") as info:
+                await ctx.run_sync(workers.zeros, 8 * MIB)
+            assert isinstance(info.value.__cause__, OSError)
+            assert await ctx.run_sync(workers.zeros, 100) == bytes(100)
+            assert await ctx.run_sync(workers.pid) == pid
+
+
+async def test_arguments_that_cannot_reach_shared_memory() -> None:
+    """If the parent cannot grow an arena, the call fails before it is sent, and
+    the worker stays."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    async with trio_wf.open_worker_context() as ctx:
+        with trio.fail_after(20):
+            pid = await ctx.run_sync(workers.pid)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+            try:
+                with pytest.raises(OSError, match="could not copy the arguments"):
+                    await ctx.run_sync(workers.echo, bytes(8 * MIB))
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+                signal.signal(signal.SIGXFSZ, handler)
+            assert await ctx.run_sync(workers.pid) == pid

@@ -2,10 +2,10 @@
 
 The parent sends one byte and four file descriptors over a Unix socket pair: the
 new worker's job pipe, its result pipe, its shared memory arena and a *status*
-pipe.  The server forks; the
-child serves jobs on the first two; the server writes the child's pid to the status
-pipe and, once it has reaped the child, its exit status, then closes it.  So the
-parent can wait for a worker it did not fork, without polling.
+pipe.  The server forks; the child serves jobs with the first three; the server
+writes the child's pid to the status pipe and, once it has reaped the child, its
+exit status, then closes it.  So the parent can wait for a worker it did not fork,
+without polling.
 
 The server exits when the parent closes the socket (or dies); its busy children
 then die too, through ``PR_SET_PDEATHSIG``.  It outlives a SIGTERM that ends its

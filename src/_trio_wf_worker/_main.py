@@ -132,17 +132,24 @@ def _run_job(kind: int, payload: bytes, arena: Arena) -> bytes:
             exc.__traceback__ = exc.__traceback__.tb_next
         return frame(ERROR, dumps_exception(exc))
     try:
-        return arena.write(encode_result(result))
+        reply = encode_result(result)
     except BaseException as exc:
         # BaseException too: a SystemExit from a __reduce__ must not kill the
         # worker (nor, in a forked one, print a traceback); the caller learns it.
-        what = "shared memory" if isinstance(exc, OSError) else "pickled"
-        error = TypeError(
-            f"the result of {describe_callable(fn)} could not be {what}: "
-            f"{type(exc).__name__}: {exc}"
-        )
-        error.__cause__ = exc
-        return frame(ERROR, dumps_exception(error))
+        return _result_error(fn, "pickled", exc)
+    try:
+        return arena.write(reply)
+    except OSError as exc:  # no memory for the arena to grow, say
+        return _result_error(fn, "copied to shared memory", exc)
+
+
+def _result_error(fn: Any, failed: str, exc: BaseException) -> bytes:
+    error = TypeError(
+        f"the result of {describe_callable(fn)} could not be {failed}: "
+        f"{type(exc).__name__}: {exc}"
+    )
+    error.__cause__ = exc
+    return frame(ERROR, dumps_exception(error))
 
 
 def _wait_for_job(poller: select.poll, reader: BlockingReader, timeout: float) -> bool:

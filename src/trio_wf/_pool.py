@@ -194,11 +194,20 @@ class WorkerPool:
             self._reap_leaving()
             with trio.CancelScope(shield=shield):
                 worker = await self._start_worker()
+        try:
+            message = worker.arena.write(job)
+        except OSError as exc:  # the arena could not grow: the worker is fine
+            self._put_back(worker)
+            msg = (
+                f"could not copy the arguments of {describe_callable(fn)} to the "
+                f"shared memory of worker process {worker.pid}: {exc}"
+            )
+            raise OSError(exc.errno, msg) from exc
         # No liveness probe: a worker that left or died while idle is found out
         # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
         # job it never read is resubmitted.
         try:
-            kind, payload = await worker.run_job(job, cancellable=kill_on_cancel)
+            kind, payload = await worker.run(message, cancellable=kill_on_cancel)
         except WorkerGone:
             # Gone before reading the job (killed while idle, say): the job never
             # ran, so it goes to another worker.

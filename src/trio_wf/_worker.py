@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from _trio_wf_worker._protocol import CONFIG, HEADER, frame
-from _trio_wf_worker._shm import Arena, Outgoing
+from _trio_wf_worker._shm import Arena
 
 from ._errors import WorkerExit
 from ._proc import ChildProcess, Launched, close_fds
@@ -75,12 +75,6 @@ class ProcessWorker:
             await worker.kill_and_reap()
             raise
         return worker, kind, payload
-
-    async def run_job(
-        self, job: Outgoing, *, cancellable: bool
-    ) -> tuple[int, bytes | bytearray]:
-        """Send a job (its large parts through the arena) and wait for the reply."""
-        return await self.run(self.arena.write(job), cancellable=cancellable)
 
     async def run(
         self, message: bytes, *, cancellable: bool = True
