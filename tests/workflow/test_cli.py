@@ -126,6 +126,66 @@ def test_bad_options_are_refused_by_argparse(
     assert "usage: trio-wf run" in capsys.readouterr().err
 
 
+def test_cache_dir_skips_what_already_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cache-dir: the second run reads every node's outputs back."""
+    arguments = ["run", str(GRAPHS / "diamond.json"), "-v", "--worker-type", "thread"]
+    arguments += ["--cache-dir", str(tmp_path / "cache")]
+    assert main(arguments) == 0
+    first = capsys.readouterr()
+    assert "read from the cache" not in first.err
+    assert main(arguments) == 0
+    second = capsys.readouterr()
+    assert second.out == first.out == "return_value: 43\n"
+    assert "trio-wf: product: outputs read from the cache\n" in second.err
+    assert "started" not in second.err
+
+
+@pytest.mark.parametrize(
+    "patterns", [["tests.workflow.tasks.*"], ["other.*", "tests.workflow.tasks.ad?"]]
+)
+def test_allow_task_patterns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], patterns: list[str]
+) -> None:
+    """--allow-task, repeated: a task matching any pattern runs."""
+    path = write(tmp_path, graph([method("a", "add", inputs={"a": 1})]))
+    arguments = ["run", path, "--worker-type", "thread"]
+    for pattern in patterns:
+        arguments += ["--allow-task", pattern]
+    assert main(arguments) == 0
+    assert capsys.readouterr().out == "return_value: 1\n"
+
+
+def test_a_task_not_allowed_exits_2_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole graph is checked before any node runs."""
+    record = tmp_path / "ran"
+    document = graph(
+        [
+            method("a", "add", inputs={"a": 1}),
+            method("b", "record", inputs={"path": str(record), "name": "b"}),
+        ]
+    )
+    arguments = ["run", write(tmp_path, document), "--allow-task", "*.add"]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert "'b'" in err
+    assert "tests.workflow.tasks.record" in err
+    assert not record.exists()
+
+
+def test_insecure_needs_a_scheduler(capsys: pytest.CaptureFixture[str]) -> None:
+    """--insecure only loosens --scheduler; a remote plain-TCP scheduler without
+    it is refused before any connection is tried."""
+    path = str(GRAPHS / "diamond.json")
+    assert main(["run", path, "--insecure"]) == 2
+    assert "--insecure only applies with --scheduler" in capsys.readouterr().err
+    assert main(["run", path, "--scheduler", "tcp://192.0.2.1:8786"]) == 2
+    assert "TLS" in capsys.readouterr().err
+
+
 def test_timeout_exits_124(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--timeout kills the running node and exits with timeout(1)'s status."""
     document = graph([method("a", "sleep", inputs={"seconds": 60})])

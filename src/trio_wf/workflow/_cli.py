@@ -88,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument(
+        "--insecure",
+        action="store_true",
+        help=(
+            "with --scheduler: allow a plain TCP connection to a scheduler that "
+            "is not on this machine (anyone on the network could run code)"
+        ),
+    )
+    run.add_argument(
         "--max-workers",
         metavar="N",
         type=_positive_int,
@@ -117,6 +125,25 @@ def _parser() -> argparse.ArgumentParser:
         help="import every task before running, to fail early on a bad identifier",
     )
     run.add_argument(
+        "--allow-task",
+        metavar="PATTERN",
+        action="append",
+        dest="allowed_tasks",
+        help=(
+            "run only tasks whose identifier matches PATTERN (shell-style; "
+            "repeat for more), or that an installed package registers as a "
+            "trio_wf.tasks entry point; the whole graph is checked first"
+        ),
+    )
+    run.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=(
+            "keep each successful node's outputs in DIR (yours alone), so that a "
+            "re-run executes only what failed or changed"
+        ),
+    )
+    run.add_argument(
         "--allow-scripts",
         action="store_true",
         help="run the graph's script tasks (they run programs: trust the graph)",
@@ -142,9 +169,14 @@ def _run(options: argparse.Namespace) -> int:
             "timeout": options.timeout,
             "max_iterations": options.max_iterations,
             "allow_scripts": options.allow_scripts,
+            "allowed_tasks": options.allowed_tasks,
+            "cache_dir": options.cache_dir,
             "on_event": _report if options.verbose else None,
         }
         if options.scheduler is None:
+            if options.insecure:
+                _say("error: --insecure only applies with --scheduler")
+                return EXIT_USAGE
             results = execute_graph(
                 graph, worker_type=options.worker_type, **run_options
             )
@@ -152,7 +184,9 @@ def _run(options: argparse.Namespace) -> int:
             _say("error: pass either --scheduler or --worker-type, not both")
             return EXIT_USAGE
         else:
-            results = trio.run(_run_on_dask, graph, options.scheduler, run_options)
+            results = trio.run(
+                _run_on_dask, graph, options.scheduler, options.insecure, run_options
+            )
     except WorkflowExecutionError as exc:
         _say(f"error: {exc}")
         return EXIT_FAILED
@@ -173,11 +207,11 @@ def _run(options: argparse.Namespace) -> int:
 
 
 async def _run_on_dask(
-    graph: Any, address: str, run_options: dict[str, Any]
+    graph: Any, address: str, insecure: bool, run_options: dict[str, Any]
 ) -> dict[Any, Any]:
     from trio_wf._dask import open_dask_context  # an optional extra
 
-    async with open_dask_context(address) as context:
+    async with open_dask_context(address, insecure=insecure) as context:
         return await aexecute_graph(graph, context=context, **run_options)
 
 
@@ -200,6 +234,8 @@ def _report(event: NodeEvent) -> None:
     elif event.kind == "end":
         pid = "" if event.worker_pid is None else f" in process {event.worker_pid}"
         _say(f"{event.label}: done in {event.duration:.3f} s{pid}{where}")
+    elif event.kind == "cached":
+        _say(f"{event.label}: outputs read from the cache{where}")
     else:
         error = event.error
         _say(f"{event.label}: failed: {type(error).__name__}: {error}{where}")
