@@ -17,7 +17,6 @@ nothing.
 from __future__ import annotations
 
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,8 +28,9 @@ import trio_wf
 from ._cache import Provenance, ResultCache
 from ._errors import LoopLimitError, TaskInputError
 from ._events import NodeEvent, NodeStatus
-from ._graph import Graph, InputName, Link
-from ._tasks import PPFDICT, TaskRunner
+from ._graph import Graph, InputName
+from ._linkdata import conditions_hold, failure_data, node_inputs
+from ._tasks import TaskRunner
 
 EventCallback = Callable[[NodeEvent], object]
 _DONE = (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
@@ -330,10 +330,14 @@ class Run:
             errors.clear()
             return error
         try:
+            defaults = self.nodes[i].default_inputs
             if self.cache is None:
-                return self._inputs(i)
+                return node_inputs(defaults, self.received[i], self.links)
             provenance: dict[InputName, Provenance] = {}
-            inputs = self._inputs(i, provenance)
+            keys = self.received_keys[i]
+            inputs = node_inputs(
+                defaults, self.received[i], self.links, provenance, keys
+            )
             self._pending_keys[i] = self.cache.key(self.nodes[i], provenance)
             return inputs
         except TaskInputError as exc:
@@ -412,90 +416,17 @@ class Run:
         """What link ``k`` carries if it fires, or None if it does not."""
         link = self.links[k]
         if status is NodeStatus.FAILED:
-            return self._failure_data(i) if link.on_error else None
+            if not link.on_error:
+                return None
+            return failure_data(self.nodes[i].id, self.failures[i])
         if status is not NodeStatus.SUCCEEDED or link.on_error:
             return None
         outputs = self.outputs[i]
         if not link.conditions:
             return outputs
         try:
-            if self._conditions_hold(k, link, outputs):
+            if conditions_hold(k, link, outputs, self.analysis.else_values[k]):
                 return outputs
         except Exception as exc:  # a missing output, an uncomparable value
             self.link_errors[self.analysis.targets[k]][k] = exc
         return None
-
-    def _conditions_hold(self, k: int, link: Link, outputs: Mapping[str, Any]) -> bool:
-        else_values = self.analysis.else_values[k]
-        for condition, others in zip(link.conditions, else_values, strict=True):
-            value = _output(outputs, condition.source_output, k, link, "tests")
-            if others is None:
-                if not _equal(value, condition.value):
-                    return False
-            elif any(_equal(value, other) for other in others):
-                return False
-        return True
-
-    def _failure_data(self, i: int) -> dict[str, Any]:
-        exc = self.failures[i]
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return {"node_id": self.nodes[i].id, "exception": exc, "traceback": text}
-
-    def _inputs(
-        self, i: int, provenance: dict[InputName, Provenance] | None = None
-    ) -> dict[InputName, Any]:
-        """Default inputs (with ``inputs=`` applied), then link data: older rounds
-        first, then in link order, so the latest value of an input wins.
-
-        With ``provenance``, also record where each input came from (the
-        cache key's ingredients): its value, or the key of the link's data.
-        """
-        inputs: dict[InputName, Any] = dict(self.nodes[i].default_inputs)
-        if provenance is not None:
-            provenance.update((name, ("value", v)) for name, v in inputs.items())
-        received = self.received[i]
-        if not received:
-            return inputs
-        for k in sorted(received, key=lambda k: (received[k][0], k)):
-            link = self.links[k]
-            outputs = received[k][1]
-            key = None if provenance is None else self.received_keys[i].get(k)
-            if link.map_all_data:
-                inputs.update(outputs)
-                if provenance is not None:
-                    provenance.update(
-                        (name, ("link", key, name) if key else ("value", value))
-                        for name, value in outputs.items()
-                    )
-            for mapping in link.data_mapping:
-                name, output = mapping.target_input, mapping.source_output
-                if output is None:
-                    inputs[name] = dict(outputs)
-                else:
-                    inputs[name] = _output(outputs, output, k, link, "maps")
-                if provenance is not None:
-                    provenance[name] = (
-                        ("link", key, output) if key else ("value", inputs[name])
-                    )
-        return inputs
-
-
-def _output(
-    outputs: Mapping[str, Any], name: str, k: int, link: Link, verb: str
-) -> Any:
-    """Output ``name``, looked up in ``_ppfdict`` too (ppf tasks output only that)."""
-    if name in outputs:
-        return outputs[name]
-    ppfdict = outputs.get(PPFDICT)
-    if isinstance(ppfdict, Mapping) and name in ppfdict:
-        return ppfdict[name]
-    msg = (
-        f"link {k} ({link.source!r} -> {link.target!r}) {verb} output {name!r} "
-        f"of node {link.source!r}, which has outputs {sorted(outputs)}"
-    )
-    raise TaskInputError(msg)
-
-
-def _equal(value: Any, expected: Any) -> bool:
-    result = value == expected
-    return bool(result)
