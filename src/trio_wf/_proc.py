@@ -222,7 +222,7 @@ def _pipe() -> tuple[int, int]:
 
 
 class Launched:
-    """A just-started worker process and the parent's ends of its pipes."""
+    """A just-started worker process, the parent's ends of its pipes, its arena."""
 
     __slots__ = (
         "arena_fd",
