@@ -18,7 +18,7 @@ from _trio_wf_worker._protocol import describe_callable
 
 from . import _proc
 from ._pool import WorkerPool
-from ._util import NoPublicConstructor
+from ._util import NoPublicConstructor, is_int_at_least
 
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
@@ -195,8 +195,7 @@ class WorkerContext(metaclass=NoPublicConstructor):
         """
         if count is None:
             count = int(current_default_worker_limiter().total_tokens)
-        value: object = count  # checked at run time whatever the annotation says
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not is_int_at_least(count, 0):
             msg = f"count must be a non-negative int, not {count!r}"
             raise ValueError(msg)
         await self._pool.start_workers(count)

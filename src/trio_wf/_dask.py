@@ -36,6 +36,7 @@ import trio
 from _trio_wf_worker._protocol import describe_callable
 
 from ._errors import BrokenWorkerError
+from ._util import is_int_at_least
 
 try:
     import dask
@@ -441,10 +442,7 @@ async def open_dask_context(
             "cluster_options only apply to the private cluster (no address or cluster)"
         )
         raise ValueError(msg)
-    workers: object = n_workers  # callers may pass anything
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
+    if n_workers is not None and not is_int_at_least(n_workers, 1):
         msg = f"n_workers must be a positive int, got {n_workers!r}"
         raise ValueError(msg)
     function: object = init

@@ -22,6 +22,7 @@ from _trio_wf_worker._map import run_chunk
 from ._abc import SupportsRunSync
 from ._context import current_default_worker_limiter
 from ._defaults import get_default_context
+from ._util import is_int_at_least
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -178,10 +179,7 @@ async def open_map(
             yielded first, those computed in the same chunk before it are lost.
         BrokenWorkerError: a worker died while running a chunk.
     """
-    size: object = chunksize  # checked at run time whatever the annotation says
-    if size is not None and (
-        isinstance(size, bool) or not isinstance(size, int) or size < 1
-    ):
+    if chunksize is not None and not is_int_at_least(chunksize, 1):
         msg = f"chunksize must be a positive integer or None, got {chunksize!r}"
         raise ValueError(msg)
     ctx = context if context is not None else get_default_context()

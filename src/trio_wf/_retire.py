@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from _trio_wf_worker._policies import RetirePolicy
 
+from ._util import is_int_at_least
+
 
 def retire_policy(
     *, max_jobs: int | None = None, max_rss: int | None = None
@@ -26,14 +28,8 @@ def retire_policy(
     if max_jobs is None and max_rss is None:
         msg = "retire_policy needs max_jobs, max_rss or both"
         raise ValueError(msg)
-    limits: tuple[tuple[str, object], ...] = (
-        ("max_jobs", max_jobs),
-        ("max_rss", max_rss),
-    )
-    for name, value in limits:
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
+    for name, value in (("max_jobs", max_jobs), ("max_rss", max_rss)):
+        if value is not None and not is_int_at_least(value, 1):
             msg = f"{name} must be a positive integer, got {value!r}"
             raise ValueError(msg)
     return RetirePolicy(max_jobs, max_rss)

@@ -22,6 +22,14 @@ class NoPublicConstructor(type):
         return super().__call__(*args, **kwargs)  # type: ignore[misc,no-any-return]
 
 
+def is_int_at_least(value: object, minimum: int) -> bool:
+    """Whether ``value`` is an ``int`` (not a ``bool``) of at least ``minimum``.
+
+    For checking arguments at run time, whatever their annotations say.
+    """
+    return type(value) is not bool and isinstance(value, int) and value >= minimum
+
+
 def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:
     """Make public objects claim to live in ``module_name`` (for docs and pickle)."""
     seen: set[int] = set()

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any, TypedDict
 
 import trio
@@ -151,18 +152,10 @@ async def aexecute_graph(
         raise PermissionError(msg)
     selection = _selection(graph, outputs)
     kind = choose_worker_type(worker_type, pool_type, scheduler, context is not None)
-    iterations: object = max_iterations
-    if (
-        isinstance(iterations, bool)
-        or not isinstance(iterations, int)
-        or (iterations < 1)
-    ):
+    if not _positive_int(max_iterations):
         msg = f"max_iterations must be a positive int, got {max_iterations!r}"
         raise ValueError(msg)
-    workers: object = max_workers  # callers may pass anything
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
+    if max_workers is not None and not _positive_int(max_workers):
         msg = f"max_workers must be a positive int or None, got {max_workers!r}"
         raise ValueError(msg)
     if timeout is not None and not timeout >= 0:  # also rejects NaN
@@ -176,20 +169,11 @@ async def aexecute_graph(
         limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
     run: Run | None = None
     with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
-        if context is None:
-            async with open_backend(kind) as private:
-                run = Run(
-                    graph,
-                    TaskRunner(private, limiter, allow_scripts=allow_scripts),
-                    on_event,
-                    max_iterations,
-                    cache,
-                )
-                await run.run()
-        else:
+        backend = open_backend(kind) if context is None else nullcontext(context)
+        async with backend as runner:
             run = Run(
                 graph,
-                TaskRunner(context, limiter, allow_scripts=allow_scripts),
+                TaskRunner(runner, limiter, allow_scripts=allow_scripts),
                 on_event,
                 max_iterations,
                 cache,
@@ -331,3 +315,8 @@ def _raise_for_failures(run: Run, results: dict[Any, Any]) -> None:
         results=results,
     )
     raise error from cause
+
+
+def _positive_int(value: object) -> bool:
+    # Checked at run time, whatever the annotations say; a bool is no count.
+    return type(value) is not bool and isinstance(value, int) and value >= 1
