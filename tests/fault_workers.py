@@ -274,5 +274,4 @@ def pipe_only() -> None:
     """
     from _trio_wf_worker import _protocol, _shm
 
-    _protocol.BUFFER_THRESHOLD = _shm.BUFFER_THRESHOLD = sys.maxsize
-    _shm.STREAM_THRESHOLD = sys.maxsize
+    _protocol.BUFFER_THRESHOLD = _shm.STREAM_THRESHOLD = sys.maxsize

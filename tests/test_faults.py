@@ -278,12 +278,8 @@ def transport(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     the arena turned off on both sides, through the pipe."""
     if name == "arena":
         return {}
-    for module, attr in [
-        (_protocol, "BUFFER_THRESHOLD"),
-        (_shm, "BUFFER_THRESHOLD"),
-        (_shm, "STREAM_THRESHOLD"),
-    ]:
-        monkeypatch.setattr(module, attr, sys.maxsize)
+    monkeypatch.setattr(_protocol, "BUFFER_THRESHOLD", sys.maxsize)
+    monkeypatch.setattr(_shm, "STREAM_THRESHOLD", sys.maxsize)
     return {"init": fw.pipe_only}
 
 

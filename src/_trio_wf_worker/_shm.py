@@ -31,7 +31,8 @@ import os
 import pickle
 import struct
 
-from ._protocol import BUFFER_THRESHOLD, HEADER, JOB, OK, dumps, frame
+from . import _protocol
+from ._protocol import HEADER, JOB, OK, dumps, frame
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class _Copied:
 
 
 def _large(obj: object) -> bool:
-    return type(obj) in _WRAPPED and len(obj) >= BUFFER_THRESHOLD  # type: ignore[arg-type]
+    size = _protocol.BUFFER_THRESHOLD  # the one setting, shared with dumps()
+    return type(obj) in _WRAPPED and len(obj) >= size  # type: ignore[arg-type]
 
 
 # A framed message, the parts to copy into the arena first (offset, data), and the

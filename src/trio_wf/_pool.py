@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import outcome
 import trio
@@ -121,9 +121,7 @@ class WorkerPool:
         """Start workers, in parallel, until ``count`` are idle; raise the first
         start-up failure, once the other starts are done."""
         if self._closed:
-            await trio.lowlevel.checkpoint()
-            msg = "this worker context is closed"
-            raise trio.ClosedResourceError(msg)
+            await _refuse_closed()
         self._prune()
         failures: list[BrokenWorkerError] = []
 
@@ -148,9 +146,7 @@ class WorkerPool:
         self, fn: Callable[..., Any], args: Sequence[Any], kill_on_cancel: bool
     ) -> Any:
         if self._closed:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            msg = "this worker context is closed"
-            raise trio.ClosedResourceError(msg)
+            await _refuse_closed()
         try:
             job = _pickle_job(fn, args)
         except pickle.PicklingError:
@@ -359,6 +355,12 @@ class WorkerPool:
         for worker in workers:
             worker.shutdown()
         return workers, died
+
+
+async def _refuse_closed() -> NoReturn:
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    msg = "this worker context is closed"
+    raise trio.ClosedResourceError(msg)
 
 
 def _kill_remaining(workers: list[ProcessWorker]) -> set[int]:
