@@ -128,3 +128,26 @@ async def test_arguments_that_cannot_reach_shared_memory() -> None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
                 signal.signal(signal.SIGXFSZ, handler)
             assert await ctx.run_sync(workers.pid) == pid
+
+
+async def test_forked_workers_do_not_inherit_arenas() -> None:
+    """The parent maps arenas with MADV_DONTFORK: a fork worker started after
+    another worker's large transfer holds no mapping of that worker's arena."""
+    async with trio_wf.open_worker_context(worker_type=WorkerType.FORK) as ctx:
+        with trio.fail_after(20):
+            first = await ctx.run_sync(workers.pid)
+            assert await ctx.run_sync(workers.echo, bytes(2 * MIB)) == bytes(2 * MIB)
+            assert arena_mappings()  # the parent maps the first worker's arena
+            await ctx.start_workers(2)  # forks a second worker
+            reports = []
+
+            async def report() -> None:
+                reports.append(await ctx.run_sync(workers.pid_and_arena_mappings))
+
+            async with trio.open_nursery() as nursery:  # one call per worker
+                nursery.start_soon(report)
+                nursery.start_soon(report)
+    mappings = dict(reports)  # pid -> arenas it maps
+    assert len(mappings) == 2
+    assert mappings.pop(first) == 1  # its own
+    assert list(mappings.values()) == [0]
