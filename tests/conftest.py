@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator
 from multiprocessing.managers import SyncManager
+from pathlib import Path
 
 import psutil
 import pytest
 
-import trio_wf
-from trio_wf import _defaults, _proc
+# Appended, not prepended: the checkout's trio_wf/ sits at its top level, and the
+# tests must exercise the installed package (a file missing from the wheel fails
+# them), while workers still import `tests.workers` and friends by name.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+import trio_wf  # noqa: E402
+from trio_wf import _defaults, _proc  # noqa: E402
+
+
+def pytest_report_header() -> list[str]:
+    """Say which trio_wf is under test, and refuse the checkout where nox asked."""
+    where = Path(trio_wf.__file__).resolve().parent
+    if os.environ.get("TRIO_WF_TEST_INSTALLED") and where.parent == ROOT:
+        msg = (
+            f"trio_wf was imported from the checkout ({where}), not the installed "
+            "package: run pytest through its console script, not `python -m pytest`"
+        )
+        raise pytest.UsageError(msg)
+    return [f"trio_wf {trio_wf.__version__} from {where}"]
 
 
 def _fds() -> set[str]:
