@@ -14,6 +14,7 @@ to the graph file, so this module is loaded by the workers, by path.
 
 from __future__ import annotations
 
+import itertools
 import random
 import zlib
 from typing import Any
@@ -80,10 +81,10 @@ def summarize(image: Image, roughness: float, iteration: int) -> dict[str, Any]:
 def roughness(image: Image) -> float:
     """Mean absolute difference between horizontal and vertical neighbours."""
     total = 0
-    for above, below in zip(image, image[1:]):
-        total += sum(abs(a - b) for a, b in zip(above, below))
+    for above, below in itertools.pairwise(image):
+        total += sum(abs(a - b) for a, b in zip(above, below, strict=True))
     for row in image:
-        total += sum(abs(a - b) for a, b in zip(row, row[1:]))
+        total += sum(abs(a - b) for a, b in itertools.pairwise(row))
     height, width = len(image), len(image[0])
     return total / ((height - 1) * width + height * (width - 1))
 
@@ -99,12 +100,14 @@ def _box_filter(rows: Image) -> Image:
     for y in range(height):
         up = rows[y - 1] if y > 0 else rows[0]
         down = rows[y + 1] if y < height - 1 else rows[-1]
-        columns = [a + b + c for a, b, c in zip(up, rows[y], down)]
+        columns = [a + b + c for a, b, c in zip(up, rows[y], down, strict=True)]
         padded = [columns[0], *columns, columns[-1]]
         out.append(
             [
                 (left + middle + right) // 9
-                for left, middle, right in zip(padded, padded[1:], padded[2:])
+                for left, middle, right in zip(
+                    padded, padded[1:], padded[2:], strict=False
+                )
             ]
         )
     return out
