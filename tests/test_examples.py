@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+README = EXAMPLES.parent / "README.md"
 
 # The whole stdout of each example, line by line: a string must equal its line, a
 # pattern must match all of it (for lines with timings).
@@ -69,3 +70,24 @@ def test_example(name: str) -> None:
             assert line == want
         else:
             assert want.fullmatch(line), f"{line!r} does not match {want.pattern!r}"
+
+
+@pytest.mark.slow
+def test_readme_snippet_prints_what_its_comment_says(tmp_path: Path) -> None:
+    """The README's first Python block runs and prints the value its comment shows."""
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert code is not None
+    printed = re.search(r"print\(.*\)  # (.*)", code[1])
+    assert printed is not None, "the snippet no longer shows what it prints"
+    script = tmp_path / "snippet.py"
+    script.write_text(code[1])
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout == printed[1] + "\n"

@@ -292,10 +292,12 @@ async def test_externally_killed_worker(worker_type: WorkerType, manager: Any) -
             assert (await ctx.run_sync(workers.pid)) != victim
 
 
+# Not fork: a forked worker inherits the parent's modules, trio included.
+@pytest.mark.parametrize(
+    "worker_type", [WorkerType.SPAWN, WorkerType.FORKSERVER], ids=lambda t: t.value
+)
 async def test_workers_import_no_trio(worker_type: WorkerType) -> None:
     """Spawn and forkserver workers start without importing trio or trio_wf."""
-    if worker_type is WorkerType.FORK:
-        pytest.skip("a forked worker inherits the parent's modules")
     async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
         with trio.fail_after(20):
             modules = await ctx.run_sync(workers.modules_loaded)
