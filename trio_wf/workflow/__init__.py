@@ -7,7 +7,6 @@
 """
 
 from .._util import fixup_module_metadata as _fixup_module_metadata
-from ._analysis import GraphAnalysis as GraphAnalysis
 from ._errors import (
     GraphValidationError as GraphValidationError,
     LoopLimitError as LoopLimitError,
@@ -24,6 +23,7 @@ from ._graph import (
     Condition as Condition,
     DataMapping as DataMapping,
     Graph as Graph,
+    GraphAnalysis as GraphAnalysis,
     InputName as InputName,
     Link as Link,
     Node as Node,

@@ -1,4 +1,9 @@
-"""Graph analysis in linear time: node order, start and end nodes, required links.
+"""`analyse`: a graph's `GraphAnalysis`, and the structural checks it implies.
+
+The ewoks rules for a parsed graph: its order, start and end nodes, which links
+are required, its loops and their entries and exits; and the graphs they reject
+(a cycle without a conditional link, no start node, two required links writing
+one input).  The generic algorithms on index arrays are `._topology`'s.
 
 ewokscore 5.0 decides whether a link is required by walking upstream from every
 link, which is exponential on a chain (2^(n-1) calls for n nodes).  Here every
@@ -8,15 +13,13 @@ is analysed in milliseconds.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, final
-
-import attrs
+from collections.abc import Sequence
+from typing import Any
 
 from ._errors import GraphValidationError
-from ._graph import InputName, Link, Node, NodeId
+from ._graph import GraphAnalysis, InputName, Link, Loop, Node, NodeId, describe_link
+from ._topology import condensed_order, find_cycle, strongly_connected
 
 
 def sort_key(node_id: NodeId) -> tuple[Any, ...]:
@@ -26,71 +29,6 @@ def sort_key(node_id: NodeId) -> tuple[Any, ...]:
     if isinstance(node_id, str):
         return (1, node_id)
     return (2, tuple(sort_key(part) for part in node_id))
-
-
-def describe_link(index: int, link: Link) -> str:
-    """``link 3 ('a' -> 'b')``: how messages name a link."""
-    return f"link {index} ({link.source!r} -> {link.target!r})"
-
-
-@final
-@attrs.frozen
-class Loop:
-    """A loop: a strongly connected component of the graph, run in rounds.
-
-    Attributes:
-        nodes: the positions of its nodes, in the graph's order.
-        entries: the numbers of the links into it from outside.
-        exits: the numbers of the links out of it.
-    """
-
-    nodes: tuple[int, ...]
-    entries: tuple[int, ...]
-    exits: tuple[int, ...]
-
-
-@final
-@attrs.frozen
-class GraphAnalysis:
-    """Whole-graph properties of a `Graph`, computed once when it is loaded.
-
-    Attributes:
-        order: every node id, sources before targets, ties broken by id (ints,
-            then strings, then tuples).  Results are merged in this order.
-        start_nodes: the nodes execution starts from: nodes without incoming
-            links, and nodes with ``force_start_node``; in ``order``.
-        end_nodes: the nodes whose outputs make up the result by default: nodes
-            whose outgoing links are all ``on_error`` links; in ``order``.
-        required: one flag per link of `Graph.links`: whether the target must
-            wait for that link to fire before it can run.  An explicit
-            ``required`` wins; conditional and ``on_error`` links are optional;
-            any other link is required unless an optional link lies anywhere
-            upstream of its source (the ewokscore 5.0 rule).
-        loops: the node ids of each loop (strongly connected component) of
-            the graph, in ``order``; see :ref:`loops`.
-    """
-
-    order: tuple[NodeId, ...]
-    start_nodes: tuple[NodeId, ...]
-    end_nodes: tuple[NodeId, ...]
-    required: tuple[bool, ...]
-    loops: tuple[tuple[NodeId, ...], ...]
-    # Index-based views for the walker: node position in Graph.nodes, the source
-    # and target position of every link, and each node's link numbers.
-    index: Mapping[NodeId, int] = attrs.field(repr=False)
-    rank: tuple[int, ...] = attrs.field(repr=False)
-    sources: tuple[int, ...] = attrs.field(repr=False)
-    targets: tuple[int, ...] = attrs.field(repr=False)
-    in_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
-    out_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
-    # Per node, the number of its loop in loop_info, or -1.
-    loop_of: tuple[int, ...] = attrs.field(repr=False)
-    loop_info: tuple[Loop, ...] = attrs.field(repr=False)
-    # Per link, per condition: None, or for an "else" condition the values the
-    # source's other conditions test on the same output.
-    else_values: tuple[tuple[tuple[Any, ...] | None, ...], ...] = attrs.field(
-        repr=False
-    )
 
 
 def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
@@ -113,12 +51,14 @@ def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
     out_links = tuple(map(tuple, out_lists))
 
     _reject_endless_cycles(nodes, links, sources, targets, in_links)
-    loop_of, members = _strongly_connected(len(ids), sources, targets, out_links)
-    order = _condensed_order(ids, sources, targets, in_links, loop_of, members)
+    loop_of, members = strongly_connected(len(ids), targets, out_links)
+    keys = [sort_key(node_id) for node_id in ids]
+    order = condensed_order(keys, sources, targets, loop_of, members)
     rank = [0] * len(ids)
     for position, i in enumerate(order):
         rank[i] = position
-    # Number the loops in graph order.
+    # Renumber the loops in graph order (Tarjan finds them in reverse
+    # topological order), so that loop_info lists them as `loops` does.
     groups = sorted(
         (sorted(group, key=rank.__getitem__) for group in members),
         key=lambda group: rank[group[0]],
@@ -170,7 +110,7 @@ def _reject_endless_cycles(
 ) -> None:
     """A cycle of unconditional links would run forever: name one."""
     unconditional = [not link.is_conditional for link in links]
-    cycle = _find_cycle(len(nodes), sources, targets, in_links, unconditional)
+    cycle = find_cycle(len(nodes), sources, targets, in_links, unconditional)
     if cycle is not None:
         names = " -> ".join(repr(nodes[i].id) for i in [*cycle, cycle[0]])
         msg = (
@@ -178,161 +118,6 @@ def _reject_endless_cycles(
             f"never end: {names}; add conditions to one of its links"
         )
         raise GraphValidationError(msg, node_id=nodes[cycle[0]].id)
-
-
-def _strongly_connected(
-    n: int,
-    sources: Sequence[int],
-    targets: Sequence[int],
-    out_links: Sequence[Sequence[int]],
-) -> tuple[list[int], list[list[int]]]:
-    """Tarjan's algorithm, iterative: each node's loop number (-1: in no loop),
-    and the nodes of each loop.  A loop is a strongly connected component of
-    more than one node, or a node linked to itself."""
-    number = [-1] * n  # discovery order
-    low = [0] * n
-    on_stack = [False] * n
-    stack: list[int] = []
-    loop_of = [-1] * n
-    members: list[list[int]] = []
-    counter = 0
-    for root in range(n):
-        if number[root] >= 0:
-            continue
-        work = [(root, 0)]
-        while work:
-            i, next_link = work[-1]
-            if next_link == 0:
-                number[i] = low[i] = counter
-                counter += 1
-                stack.append(i)
-                on_stack[i] = True
-            ks = out_links[i]
-            while next_link < len(ks):
-                j = targets[ks[next_link]]
-                next_link += 1
-                if number[j] < 0:
-                    work[-1] = (i, next_link)
-                    work.append((j, 0))
-                    break
-                if on_stack[j]:
-                    low[i] = min(low[i], number[j])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[i])
-                if low[i] == number[i]:
-                    component = []
-                    while True:
-                        j = stack.pop()
-                        on_stack[j] = False
-                        component.append(j)
-                        if j == i:
-                            break
-                    looped = len(component) > 1 or any(
-                        targets[k] == i for k in out_links[i]
-                    )
-                    if looped:
-                        for j in component:
-                            loop_of[j] = len(members)
-                        members.append(component)
-                continue
-            # A child was pushed: its first visit happens on the next pass.
-    return loop_of, members
-
-
-def _condensed_order(
-    ids: Sequence[NodeId],
-    sources: Sequence[int],
-    targets: Sequence[int],
-    in_links: Sequence[Sequence[int]],
-    loop_of: Sequence[int],
-    members: Sequence[Sequence[int]],
-) -> list[int]:
-    """Kahn's algorithm over nodes and whole loops, smallest id first.
-
-    A loop counts as one node, ready when all links into it from outside are
-    done, keyed by its smallest id; its nodes follow each other, by id.
-    """
-    n = len(ids)
-    unit = [i if loop_of[i] < 0 else n + loop_of[i] for i in range(n)]
-    missing = [0] * (n + len(members))
-    for k, target in enumerate(targets):
-        if unit[sources[k]] != unit[target]:
-            missing[unit[target]] += 1
-    inside = [sorted(group, key=lambda i: sort_key(ids[i])) for group in members]
-
-    def key(u: int) -> tuple[Any, ...]:
-        return sort_key(ids[u] if u < n else ids[inside[u - n][0]])
-
-    ready = [(key(u), u) for u in range(n + len(members)) if u >= n or loop_of[u] < 0]
-    ready = [item for item in ready if not missing[item[1]]]
-    heapq.heapify(ready)
-    out: list[list[int]] = [[] for _ in range(n)]
-    for k, source in enumerate(sources):
-        out[source].append(k)
-    order: list[int] = []
-    while ready:
-        _, u = heapq.heappop(ready)
-        group = [u] if u < n else inside[u - n]
-        order.extend(group)
-        for i in group:
-            for k in out[i]:
-                target = unit[targets[k]]
-                if target != u:
-                    missing[target] -= 1
-                    if not missing[target]:
-                        heapq.heappush(ready, (key(target), target))
-    assert len(order) == n  # the condensation of any graph is acyclic
-    return order
-
-
-def _find_cycle(
-    n: int,
-    sources: Sequence[int],
-    targets: Sequence[int],
-    in_links: Sequence[Sequence[int]],
-    usable: Sequence[bool],
-) -> list[int] | None:
-    """A cycle through the usable links, as a list of node positions, or None.
-
-    Kahn's algorithm removes every node that is not upstream-reachable from a
-    cycle; each remaining node has a remaining predecessor, so walking upstream
-    from any of them must revisit a node: that repeat closes a cycle.
-    """
-    missing = [0] * n
-    for k, target in enumerate(targets):
-        if usable[k]:
-            missing[target] += 1
-    out: list[list[int]] = [[] for _ in range(n)]
-    for k, source in enumerate(sources):
-        if usable[k]:
-            out[source].append(targets[k])
-    todo = deque(i for i in range(n) if not missing[i])
-    removed = [False] * n
-    while todo:
-        i = todo.popleft()
-        removed[i] = True
-        for target in out[i]:
-            missing[target] -= 1
-            if not missing[target]:
-                todo.append(target)
-    remaining = [i for i in range(n) if not removed[i]]
-    if not remaining:
-        return None
-    seen: dict[int, int] = {}
-    path: list[int] = []
-    i = remaining[0]
-    while i not in seen:
-        seen[i] = len(path)
-        path.append(i)
-        i = next(
-            sources[k] for k in in_links[i] if usable[k] and not removed[sources[k]]
-        )
-    cycle = path[seen[i] :][::-1]
-    first = cycle.index(min(cycle))  # start where the source lists it first
-    return cycle[first:] + cycle[:first]
 
 
 def _loop(
@@ -431,12 +216,15 @@ def _check_required_inputs(
             for mapping in links[k].data_mapping:
                 other = writers.setdefault(mapping.target_input, k)
                 if other != k:
+                    first, second = (
+                        describe_link(j, links[j].source, links[j].target)
+                        for j in (other, k)
+                    )
                     msg = (
                         f"node {nodes[i].id!r}: input {mapping.target_input!r} is "
-                        f"written by two required links, "
-                        f"{describe_link(other, links[other])} and "
-                        f"{describe_link(k, links[k])}; make one of them optional "
-                        f"(required: false) or map to another input"
+                        f"written by two required links, {first} and {second}; "
+                        f"make one of them optional (required: false) or map to "
+                        f"another input"
                     )
                     raise GraphValidationError(msg, node_id=nodes[i].id, link_index=k)
 

@@ -18,14 +18,12 @@ from typing import Any
 import attrs
 
 from ._errors import GraphValidationError
-from ._graph import Link, Node, NodeId
+from ._graph import Invalid, Link, Node, NodeId, describe_link, normalise_id
 from ._parse import (
-    Invalid,
     check_header,
     graph_fields,
     list_of,
     node_id,
-    normalise_id,
     parse_link,
     parse_node,
 )
@@ -232,7 +230,7 @@ def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list
         return [item]  # parse_link says what is wrong
     source = node_id(item["source"], f"links[{index}].source")
     target = node_id(item["target"], f"links[{index}].target")
-    where = f"link {index} ({source!r} -> {target!r})"
+    where = describe_link(index, source, target)
     ends: list[list[tuple[NodeId, Mapping[str, Any]]]] = []
     for node, key, side in (
         (source, "sub_source", "out"),

@@ -1,9 +1,15 @@
-"""The frozen records a loaded graph is made of: `Graph`, `Node`, `Link`.
+"""The frozen records a loaded graph is made of: `Graph`, `Node`, `Link`, and
+the `GraphAnalysis` computed when it is loaded.
 
-They mirror the ewoks JSON format (schema 1.0-1.2) after normalisation: JSON lists
-used as node ids become tuples, digit-string input names become ints (positional
-inputs), and every attribute trio_wf does not know is kept, untouched, in
-``extra``.  The records hold fresh containers (the caller's dict is never
+Records only: they are built by `._parse` and `._analysis`, which import this
+module and nothing imports back.  The node-id and input-name normalisers live
+here too, since every module that reads ids (parsing, sub-graphs, selectors)
+must agree on them, as must every message that names a link.
+
+The records mirror the ewoks JSON format (schema 1.0-1.2) after normalisation:
+JSON lists used as node ids become tuples, digit-string input names become ints
+(positional inputs), and every attribute trio_wf does not know is kept,
+untouched, in ``extra``.  The records hold fresh containers (the caller's dict is never
 modified nor aliased at the container level); values such as ``default_inputs``
 values are shared with the source, and the engine never mutates them.
 """
@@ -16,8 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, final
 import attrs
 
 if TYPE_CHECKING:
-    from ._analysis import GraphAnalysis
-
     NodeId: TypeAlias = "str | int | tuple[NodeId, ...]"
 else:  # the recursive form is for type checkers; Sphinx cannot render it
     NodeId = str | int | tuple
@@ -25,10 +29,31 @@ else:  # the recursive form is for type checkers; Sphinx cannot render it
 #: An input name: a keyword (str) or a position (int).
 InputName: TypeAlias = str | int
 
-#: The task types the engine can execute.
-SUPPORTED_TASK_TYPES = ("method", "ppfmethod", "ppfport", "class", "script", "graph")
-#: Task types of the ewoks format that trio_wf does not execute yet.
-UNSUPPORTED_TASK_TYPES = ("notebook", "generated")
+
+class Invalid(Exception):
+    """A problem with one value; the caller adds where it was found."""
+
+
+def normalise_id(value: Any) -> NodeId:
+    """Normalise a node id: JSON lists become tuples."""
+    if isinstance(value, str) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    ):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return tuple(normalise_id(part) for part in value)
+    msg = f"must be a string, an int or a list of them, got {value!r}"
+    raise Invalid(msg)
+
+
+def normalise_name(value: Any) -> InputName:
+    """Normalise an input name: digit strings are positions."""
+    if isinstance(value, str):
+        return int(value) if value.isdigit() else value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    msg = f"must be a string or a non-negative int, got {value!r}"
+    raise Invalid(msg)
 
 
 @final
@@ -152,6 +177,71 @@ class Link:
     def is_conditional(self) -> bool:
         """Whether the link fires only for some outcomes of its source."""
         return self.on_error or bool(self.conditions)
+
+
+def describe_link(index: int, source: NodeId, target: NodeId) -> str:
+    """``link 3 ('a' -> 'b')``: how messages name a link."""
+    return f"link {index} ({source!r} -> {target!r})"
+
+
+@final
+@attrs.frozen
+class Loop:
+    """A loop: a strongly connected component of the graph, run in rounds.
+
+    Attributes:
+        nodes: the positions of its nodes, in the graph's order.
+        entries: the numbers of the links into it from outside.
+        exits: the numbers of the links out of it.
+    """
+
+    nodes: tuple[int, ...]
+    entries: tuple[int, ...]
+    exits: tuple[int, ...]
+
+
+@final
+@attrs.frozen
+class GraphAnalysis:
+    """Whole-graph properties of a `Graph`, computed once when it is loaded.
+
+    Attributes:
+        order: every node id, sources before targets, ties broken by id (ints,
+            then strings, then tuples).  Results are merged in this order.
+        start_nodes: the nodes execution starts from: nodes without incoming
+            links, and nodes with ``force_start_node``; in ``order``.
+        end_nodes: the nodes whose outputs make up the result by default: nodes
+            whose outgoing links are all ``on_error`` links; in ``order``.
+        required: one flag per link of `Graph.links`: whether the target must
+            wait for that link to fire before it can run.  An explicit
+            ``required`` wins; conditional and ``on_error`` links are optional;
+            any other link is required unless an optional link lies anywhere
+            upstream of its source (the ewokscore 5.0 rule).
+        loops: the node ids of each loop (strongly connected component) of
+            the graph, in ``order``; see :ref:`loops`.
+    """
+
+    order: tuple[NodeId, ...]
+    start_nodes: tuple[NodeId, ...]
+    end_nodes: tuple[NodeId, ...]
+    required: tuple[bool, ...]
+    loops: tuple[tuple[NodeId, ...], ...]
+    # Index-based views for the walker: node position in Graph.nodes, the source
+    # and target position of every link, and each node's link numbers.
+    index: Mapping[NodeId, int] = attrs.field(repr=False)
+    rank: tuple[int, ...] = attrs.field(repr=False)
+    sources: tuple[int, ...] = attrs.field(repr=False)
+    targets: tuple[int, ...] = attrs.field(repr=False)
+    in_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
+    out_links: tuple[tuple[int, ...], ...] = attrs.field(repr=False)
+    # Per node, the number of its loop in loop_info, or -1.
+    loop_of: tuple[int, ...] = attrs.field(repr=False)
+    loop_info: tuple[Loop, ...] = attrs.field(repr=False)
+    # Per link, per condition: None, or for an "else" condition the values the
+    # source's other conditions test on the same output.
+    else_values: tuple[tuple[tuple[Any, ...] | None, ...], ...] = attrs.field(
+        repr=False
+    )
 
 
 @final

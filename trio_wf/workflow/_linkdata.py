@@ -14,7 +14,7 @@ from typing import Any
 
 from ._cache import Provenance
 from ._errors import TaskInputError
-from ._graph import InputName, Link, NodeId
+from ._graph import InputName, Link, NodeId, describe_link
 from ._tasks import PPFDICT
 
 
@@ -101,7 +101,7 @@ def output_value(
     if isinstance(ppfdict, Mapping) and name in ppfdict:
         return ppfdict[name]
     msg = (
-        f"link {k} ({link.source!r} -> {link.target!r}) {verb} output {name!r} "
+        f"{describe_link(k, link.source, link.target)} {verb} output {name!r} "
         f"of node {link.source!r}, which has outputs {sorted(outputs)}"
     )
     raise TaskInputError(msg)

@@ -13,17 +13,24 @@ from typing import Any
 
 from ._errors import GraphValidationError
 from ._graph import (
-    SUPPORTED_TASK_TYPES,
-    UNSUPPORTED_TASK_TYPES,
     Condition,
     DataMapping,
     InputName,
+    Invalid,
     Link,
     Node,
     NodeId,
+    describe_link,
+    normalise_id,
+    normalise_name,
 )
-from ._scripts import script_argv
-from ._tasks import absolute_identifier, identifier_problem
+from ._identifiers import (
+    SUPPORTED_TASK_TYPES,
+    UNSUPPORTED_TASK_TYPES,
+    absolute_identifier,
+    identifier_problem,
+    script_argv,
+)
 
 SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 _NODE_KEYS = frozenset(
@@ -39,6 +46,10 @@ _NODE_KEYS = frozenset(
     }
 )
 # Before task_type/task_identifier, the task type was the key: {"method": "f"}.
+# The odd one out is "task": it named a task class that ewokscore generates at
+# run time, which today's schema calls task_type "generated".  Mapping it means
+# such a node is refused as an unsupported task type (with the list of the
+# supported ones), not as a node without a task.
 _DEPRECATED_TASK_KEYS = {
     "class": "class",
     "method": "method",
@@ -73,6 +84,9 @@ def check_header(document: Any) -> tuple[Mapping[str, Any], str]:
         msg = f"'graph' must be an object, got {type(attributes).__name__}"
         raise GraphValidationError(msg)
     version = attributes.get("schema_version", SCHEMA_VERSIONS[-1])
+    # YAML, and JSON written by hand or by older ewoks, give the version as a
+    # number: 1.1 reads back as the float 1.1, whose str() is "1.1".  (A
+    # version such as "1.10" could not survive that, but ewoks has none.)
     version = str(version) if isinstance(version, float) else version
     if version not in SCHEMA_VERSIONS:
         msg = (
@@ -120,32 +134,6 @@ def list_of(document: Mapping[str, Any], key: str) -> list[Any]:
         msg = f"{key!r} must be a list, got {type(value).__name__}"
         raise GraphValidationError(msg)
     return value
-
-
-class Invalid(Exception):
-    """A problem with one value; the caller adds where it was found."""
-
-
-def normalise_id(value: Any) -> NodeId:
-    """Normalise a node id: JSON lists become tuples."""
-    if isinstance(value, str) or (
-        isinstance(value, int) and not isinstance(value, bool)
-    ):
-        return value
-    if isinstance(value, (list, tuple)) and value:
-        return tuple(normalise_id(part) for part in value)
-    msg = f"must be a string, an int or a list of them, got {value!r}"
-    raise Invalid(msg)
-
-
-def normalise_name(value: Any) -> InputName:
-    """Normalise an input name: digit strings are positions."""
-    if isinstance(value, str):
-        return int(value) if value.isdigit() else value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    msg = f"must be a string or a non-negative int, got {value!r}"
-    raise Invalid(msg)
 
 
 def node_id(value: Any, where: str) -> NodeId:
@@ -285,7 +273,7 @@ def parse_link(
     try:
         return _link(item, source, target, version, nodes)
     except Invalid as exc:
-        msg = f"link {index} ({source!r} -> {target!r}): {exc}"
+        msg = f"{describe_link(index, source, target)}: {exc}"
         raise GraphValidationError(msg, link_index=index) from None
 
 

@@ -5,14 +5,14 @@ when the caller passes ``allow_scripts=True``.  The program runs from the
 calling process (``trio.run_process``), so a timeout or a cancellation kills it;
 its environment is explicit: a few variables of the caller's (`BASE_ENV`) plus
 the task's ``_env`` input, never the whole environment.
+The argv itself is worked out when the graph is read
+(`._identifiers.script_argv`).
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,39 +25,6 @@ from ._graph import InputName, Node
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 #: Inputs that configure the run instead of becoming arguments.
 OPTIONS = ("_env", "_timeout", "_raise_on_error")
-
-
-def script_argv(identifier: object, base_dir: str | None) -> tuple[str, ...] | str:
-    """The argv a ``script`` node's ``task_identifier`` names, or why it cannot.
-
-    A list is the argv itself.  A string naming a ``.py`` or ``.sh`` file, or
-    containing a ``/``, is a script path, relative to the graph's directory;
-    ``.py`` files run with this Python, ``.sh`` files with ``sh``.  Any other
-    string is split like a shell would (``shlex.split``), but never run by one.
-    """
-    if isinstance(identifier, list) and identifier:
-        if all(isinstance(part, str) for part in identifier):
-            return tuple(identifier)
-    elif isinstance(identifier, str) and identifier.strip():
-        first, _, rest = identifier.strip().partition(" ")
-        if first.endswith((".py", ".sh")) or "/" in first:
-            path = os.path.normpath(
-                os.path.join(base_dir or os.getcwd(), os.path.expanduser(first))
-            )
-            interpreter: tuple[str, ...] = ()
-            if path.endswith(".py"):
-                interpreter = (sys.executable,)
-            elif path.endswith(".sh"):
-                interpreter = ("sh",)
-            return (*interpreter, path, *shlex.split(rest))
-        try:
-            return tuple(shlex.split(identifier))
-        except ValueError as exc:
-            return f"script task_identifier {identifier!r} cannot be split: {exc}"
-    return (
-        f"a script task_identifier must be an argv list of strings or a command "
-        f"string, got {identifier!r}"
-    )
 
 
 def arguments(node: Node, inputs: Mapping[InputName, Any]) -> list[str]:

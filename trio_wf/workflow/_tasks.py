@@ -9,12 +9,14 @@ runs a program from the parent (see ``_scripts``).  Functions and classes are
 imported in the worker, never in the parent (unless the graph is trusted and
 `load_graph` checks its identifiers).  ``graph`` nodes never get here: they are
 flattened on load.
+
+This is the one place that knows what each task type does: `TaskRunner` runs
+one, `resolve_here` imports one for a trusted load.  How a task is written (its
+type and identifier) is checked when the graph is read, by `._identifiers`.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,46 +30,6 @@ from ._graph import InputName, Node
 from ._scripts import run_script
 
 PPFDICT = "_ppfdict"
-
-
-def identifier_problem(identifier: object) -> str | None:
-    """Why ``identifier`` cannot name a function, or None if its syntax is fine."""
-    if isinstance(identifier, str):
-        return _string_identifier_problem(identifier)
-    return _identifier_problem(identifier)
-
-
-@functools.lru_cache(maxsize=1024)  # graphs reuse a few identifiers many times
-def _string_identifier_problem(identifier: str) -> str | None:
-    return _identifier_problem(identifier)
-
-
-def _identifier_problem(identifier: object) -> str | None:
-    expected = "'package.module.function' or 'path/file.py::function'"
-    if not isinstance(identifier, str) or not identifier:
-        return f"task_identifier must be {expected}, got {identifier!r}"
-    if "::" in identifier:
-        path, _, name = identifier.rpartition("::")
-        if not path or not name.isidentifier():
-            return f"task_identifier must be {expected}, got {identifier!r}"
-        return None
-    parts = identifier.split(".")
-    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
-        return f"task_identifier must be {expected}, got {identifier!r}"
-    return None
-
-
-def absolute_identifier(identifier: str, base_dir: str | None) -> str:
-    """Make the path of a ``file.py::function`` identifier absolute.
-
-    Relative paths are relative to the graph file's directory when the graph was
-    loaded from a file, else to the current directory.
-    """
-    if "::" not in identifier:
-        return identifier
-    path, _, name = identifier.rpartition("::")
-    path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(path))
-    return f"{os.path.normpath(path)}::{name}"
 
 
 def resolve_here(node: Node) -> object:
