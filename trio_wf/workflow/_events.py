@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Literal, final
 
 import attrs
@@ -61,3 +62,7 @@ class NodeEvent:
     duration: float | None = None
     error: BaseException | None = None
     iteration: int = 1
+
+
+#: The type of the ``on_event`` callback of a run.
+EventCallback = Callable[[NodeEvent], object]

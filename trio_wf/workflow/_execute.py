@@ -1,4 +1,10 @@
-"""`execute_graph` and `aexecute_graph`: load, run on a backend, collect results."""
+"""`execute_graph` and `aexecute_graph`: a run from its options to its result.
+
+The one place the options of a run are checked and put together: load the
+graph (`._load`), check the options before anything runs, open the backend,
+walk the graph (`._walker`) under the timeout, then collect the results
+(`._results`).
+"""
 
 from __future__ import annotations
 
@@ -17,20 +23,18 @@ import trio_wf
 from ._allow import AllowedTasks
 from ._backends import choose_worker_type, open_backend
 from ._cache import ResultCache
-from ._errors import WorkflowExecutionError
-from ._events import NodeStatus
-from ._graph import Graph, NodeId
-from ._inputs import select_nodes
+from ._events import EventCallback, NodeStatus
 from ._load import GraphSource, load_graph
+from ._results import collect_results, ids_with_status, raise_for_failures
+from ._selectors import OutputsSpec, output_selection
 from ._tasks import TaskRunner
-from ._walker import EventCallback, Run
+from ._walker import Run
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
 else:
     from typing_extensions import Unpack
 
-OutputsSpec = Sequence[Mapping[str, Any]]
 #: How many times, by default, a node of a loop may run in one execution.
 MAX_ITERATIONS = 1000
 
@@ -150,7 +154,7 @@ async def aexecute_graph(
             f"allow_scripts=True (trio-wf run --allow-scripts) to run them"
         )
         raise PermissionError(msg)
-    selection = _selection(graph, outputs)
+    selection = output_selection(graph, outputs)
     kind = choose_worker_type(worker_type, pool_type, scheduler, context is not None)
     if not _positive_int(max_iterations):
         msg = f"max_iterations must be a positive int, got {max_iterations!r}"
@@ -182,15 +186,15 @@ async def aexecute_graph(
     # cancel_called, not cancelled_caught: threads are waited for, and the
     # run may end normally after its deadline; it still took too long.
     if scope.cancel_called:
-        running = [] if run is None else _ids(run, NodeStatus.RUNNING)
+        running = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
         msg = f"{graph.display_name} did not finish within {timeout} s" + (
             f"; nodes {running} were running and have been killed" if running else ""
         )
         raise TimeoutError(msg)
     assert run is not None
-    results = _results(run, selection, merge_outputs)
+    results = collect_results(run, selection, merge_outputs)
     if raise_on_error:
-        _raise_for_failures(run, results)
+        raise_for_failures(run, results)
     return results
 
 
@@ -223,98 +227,6 @@ def _cache_dir(
         msg = "pass either cache_dir or varinfo={'root_uri': ...}, not both"
         raise ValueError(msg)
     return cache_dir if root_uri is None else root_uri
-
-
-_Selection = list[tuple[list[NodeId], str | None, str | None]]
-
-
-def _selection(graph: Graph, outputs: OutputsSpec | None) -> _Selection:
-    """Check the ``outputs`` option before anything runs."""
-    if outputs is None:
-        outputs = [{"all": False}]
-    checked: object = outputs  # callers may pass anything
-    if isinstance(checked, (str, bytes, Mapping)) or not isinstance(checked, Sequence):
-        msg = f"outputs must be a list of dicts, got {type(checked).__name__}"
-        raise TypeError(msg)
-    selection: _Selection = []
-    for i, item in enumerate(outputs):
-        where = f"outputs[{i}]"
-        entry: object = item
-        if not isinstance(entry, Mapping):
-            msg = f"{where} must be a dict, got {item!r}"
-            raise ValueError(msg)
-        nodes = select_nodes(graph, item, where, graph.analysis.end_nodes)
-        name, new_name = item.get("name"), item.get("new_name")
-        if new_name is not None and name is None:
-            msg = f"{where} has a new_name but no name to rename"
-            raise ValueError(msg)
-        selection.append((nodes, name, new_name))
-    return selection
-
-
-def _results(run: Run, selection: _Selection, merge: bool) -> dict[Any, Any]:
-    """The selected outputs, per node, or merged in graph order."""
-    analysis = run.graph.analysis
-    per_node: dict[NodeId, dict[str, Any]] = {}
-    for nodes, name, new_name in selection:
-        for node_id in nodes:
-            values = run.outputs.get(analysis.index[node_id])
-            if values is None:
-                continue  # the node did not complete
-            if name is not None:
-                if name not in values:
-                    continue
-                values = {new_name if new_name is not None else name: values[name]}
-            per_node.setdefault(node_id, {}).update(values)
-    ordered = sorted(
-        per_node, key=lambda node_id: analysis.rank[analysis.index[node_id]]
-    )
-    if not merge:
-        return {node_id: per_node[node_id] for node_id in ordered}
-    merged: dict[Any, Any] = {}
-    for node_id in ordered:
-        merged.update(per_node[node_id])
-    return merged
-
-
-def _ids(run: Run, status: NodeStatus) -> list[NodeId]:
-    analysis = run.graph.analysis
-    order = [analysis.index[node_id] for node_id in analysis.order]
-    return [run.nodes[i].id for i in order if run.status[i] is status]
-
-
-def _raise_for_failures(run: Run, results: dict[Any, Any]) -> None:
-    """One error for the unhandled failures: the first in graph order is named."""
-    analysis = run.graph.analysis
-    unhandled = [
-        i
-        for i in (analysis.index[node_id] for node_id in analysis.order)
-        if run.unhandled(i)
-    ]
-    if not unhandled:
-        return
-    first = unhandled[0]
-    node = run.nodes[first]
-    cause = run.failures[first]
-    message = (
-        f"execution failed for task {node.display_label!r} (node id {node.id!r}, "
-        f"task {(node.task_identifier or node.task_type)!r}): "
-        f"{type(cause).__name__}: {cause}"
-    )
-    if len(unhandled) > 1:
-        others = [run.nodes[i].id for i in unhandled[1:]]
-        message += f" (nodes {others} failed too, see .failures)"
-    error = WorkflowExecutionError(
-        message,
-        node_id=node.id,
-        label=node.display_label,
-        task_identifier=node.task_identifier,
-        failures={run.nodes[i].id: run.failures[i] for i in unhandled},
-        outputs={run.nodes[i].id: run.outputs[i] for i in sorted(run.outputs)},
-        statuses={node.id: run.status[i] for i, node in enumerate(run.nodes)},
-        results=results,
-    )
-    raise error from cause
 
 
 def _positive_int(value: object) -> bool:

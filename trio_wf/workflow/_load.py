@@ -22,7 +22,7 @@ from ._analysis import analyse
 from ._errors import GraphValidationError
 from ._flatten import parse_graph
 from ._graph import Graph, InputName, Link, Node
-from ._inputs import apply_inputs
+from ._selectors import apply_inputs
 from ._tasks import resolve_here
 
 #: Largest graph text or file accepted, in bytes.

@@ -1,7 +1,9 @@
 """The ``inputs=`` and ``outputs=`` options: selecting nodes, overriding inputs.
 
 Both take ewoks-style lists of dicts whose selector picks nodes: ``"id"``,
-``"label"``, ``"task_identifier"`` (matched as a suffix) or ``"all"``.
+``"label"``, ``"task_identifier"`` (matched as a suffix) or ``"all"``.  Both are
+checked before anything runs; collecting the selected outputs after a run is
+`._results`' job.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from ._graph import Graph, InputName, Node, NodeId
 from ._parse import input_name, node_id
 
 SELECTORS = ("id", "label", "task_identifier")
+
+OutputsSpec = Sequence[Mapping[str, Any]]
+#: Per ``outputs=`` item: the selected node ids, the output name to keep (None:
+#: all) and its new name (None: unchanged).
+Selection = list[tuple[list[NodeId], str | None, str | None]]
 
 
 def select_nodes(
@@ -90,3 +97,27 @@ def apply_inputs(
             node, default_inputs={**node.default_inputs, **values}
         )
     return attrs.evolve(graph, nodes=nodes)
+
+
+def output_selection(graph: Graph, outputs: OutputsSpec | None) -> Selection:
+    """Check the ``outputs`` option before anything runs."""
+    if outputs is None:
+        outputs = [{"all": False}]
+    checked: object = outputs  # callers may pass anything
+    if isinstance(checked, (str, bytes, Mapping)) or not isinstance(checked, Sequence):
+        msg = f"outputs must be a list of dicts, got {type(checked).__name__}"
+        raise TypeError(msg)
+    selection: Selection = []
+    for i, item in enumerate(outputs):
+        where = f"outputs[{i}]"
+        entry: object = item
+        if not isinstance(entry, Mapping):
+            msg = f"{where} must be a dict, got {item!r}"
+            raise ValueError(msg)
+        nodes = select_nodes(graph, item, where, graph.analysis.end_nodes)
+        name, new_name = item.get("name"), item.get("new_name")
+        if new_name is not None and name is None:
+            msg = f"{where} has a new_name but no name to rename"
+            raise ValueError(msg)
+        selection.append((nodes, name, new_name))
+    return selection

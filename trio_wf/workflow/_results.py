@@ -1,0 +1,84 @@
+"""What a run returns: the selected outputs, or the error naming what failed.
+
+After the walk, `collect_results` merges the outputs the ``outputs=`` option
+selected (`._selectors`) in graph order, from the nodes that completed, and
+`raise_for_failures` turns the failures no ``on_error`` link handled into one
+`WorkflowExecutionError`.  Both read the run's final state only, so the result
+does not depend on the timing of the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._errors import WorkflowExecutionError
+from ._events import NodeStatus
+from ._graph import NodeId
+from ._selectors import Selection
+from ._state import RunState
+
+
+def collect_results(run: RunState, selection: Selection, merge: bool) -> dict[Any, Any]:
+    """The selected outputs, per node, or merged in graph order."""
+    analysis = run.graph.analysis
+    per_node: dict[NodeId, dict[str, Any]] = {}
+    for nodes, name, new_name in selection:
+        for node_id in nodes:
+            values = run.outputs.get(analysis.index[node_id])
+            if values is None:
+                continue  # the node did not complete
+            if name is not None:
+                if name not in values:
+                    continue
+                values = {new_name if new_name is not None else name: values[name]}
+            per_node.setdefault(node_id, {}).update(values)
+    ordered = sorted(
+        per_node, key=lambda node_id: analysis.rank[analysis.index[node_id]]
+    )
+    if not merge:
+        return {node_id: per_node[node_id] for node_id in ordered}
+    merged: dict[Any, Any] = {}
+    for node_id in ordered:
+        merged.update(per_node[node_id])
+    return merged
+
+
+def ids_with_status(run: RunState, status: NodeStatus) -> list[NodeId]:
+    """The ids of the nodes in ``status``, in graph order."""
+    analysis = run.graph.analysis
+    order = [analysis.index[node_id] for node_id in analysis.order]
+    return [run.nodes[i].id for i in order if run.status[i] is status]
+
+
+def raise_for_failures(run: RunState, results: dict[Any, Any]) -> None:
+    """One error for the unhandled failures: the first in graph order is named."""
+    analysis = run.graph.analysis
+    unhandled = [
+        i
+        for i in (analysis.index[node_id] for node_id in analysis.order)
+        if run.unhandled(i)
+    ]
+    if not unhandled:
+        return
+    first = unhandled[0]
+    node = run.nodes[first]
+    cause = run.failures[first]
+    message = (
+        f"execution failed for task {node.display_label!r} (node id {node.id!r}, "
+        f"task {(node.task_identifier or node.task_type)!r}): "
+        f"{type(cause).__name__}: {cause}"
+    )
+    if len(unhandled) > 1:
+        others = [run.nodes[i].id for i in unhandled[1:]]
+        message += f" (nodes {others} failed too, see .failures)"
+    error = WorkflowExecutionError(
+        message,
+        node_id=node.id,
+        label=node.display_label,
+        task_identifier=node.task_identifier,
+        failures={run.nodes[i].id: run.failures[i] for i in unhandled},
+        outputs={run.nodes[i].id: run.outputs[i] for i in sorted(run.outputs)},
+        statuses={node.id: run.status[i] for i, node in enumerate(run.nodes)},
+        results=results,
+    )
+    raise error from cause

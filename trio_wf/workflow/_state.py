@@ -1,0 +1,189 @@
+"""`RunState`: what one run of a graph knows, and how it runs one node.
+
+The state is a set of arrays indexed by node position (and by link number), as
+`GraphAnalysis` numbers them: each node's status, outputs, failure and run
+count, and the data each link delivered.  Running a node here means assembling
+its inputs, asking the result cache, running its task through the
+`TaskRunner`, recording the outcome and reporting it as a `NodeEvent`.  What
+links fire as a result is `link_data`; when a node runs at all is decided by
+the walker (`._walker`) outside loops and by `._loops` inside them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+import trio_wf
+
+from ._cache import Provenance, ResultCache
+from ._errors import TaskInputError
+from ._events import EventCallback, NodeEvent, NodeStatus
+from ._graph import Graph, InputName
+from ._linkdata import conditions_hold, failure_data, node_inputs
+from ._tasks import TaskRunner
+
+
+class RunState:
+    """The state of one execution of a graph, and the running of its nodes."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        runner: TaskRunner,
+        on_event: EventCallback | None,
+        max_iterations: int,
+        cache: ResultCache | None = None,
+    ) -> None:
+        self.graph = graph
+        self.cache = cache
+        self.runner = runner
+        self.on_event = on_event
+        self.max_iterations = max_iterations
+        analysis = graph.analysis
+        self.analysis = analysis
+        self.nodes = list(graph.nodes.values())
+        self.links = graph.links
+        n = len(self.nodes)
+        self.status = [NodeStatus.PENDING] * n
+        self.outputs: dict[int, dict[str, Any]] = {}
+        self.failures: dict[int, BaseException] = {}
+        # Failures that on_error links cannot handle (a loop that did not end).
+        self.always_unhandled: set[int] = set()
+        # Links still to settle, per node outside loops and per loop.
+        self.unsettled = [len(links) for links in analysis.in_links]
+        self.loop_unsettled = [len(loop.entries) for loop in analysis.loop_info]
+        # Per target, the links that fired: link number -> (round, data).  The
+        # round orders the data of a loop's links; it is 0 everywhere else.
+        self.received: list[dict[int, tuple[int, Mapping[str, Any]]]] = [
+            {} for _ in range(n)
+        ]
+        # A link that did not fire because its source failed (or was skipped).
+        self.blocked = [False] * n
+        # Errors found while settling a link (a condition on a missing output),
+        # reported as failures of the link's target, by link number.
+        self.link_errors: list[dict[int, Exception]] = [{} for _ in range(n)]
+        self.runs = [0] * n
+        # With a cache: each node's key, while its outputs are current; the
+        # key of the data each link delivered; keys computed by prepare.
+        self.keys: dict[int, str] = {}
+        self.received_keys: list[dict[int, str | None]] = (
+            [{} for _ in range(n)] if cache is not None else []
+        )
+        self._pending_keys: dict[int, str | None] = {}
+
+    def prepare(self, i: int) -> dict[InputName, Any] | Exception:
+        """The node's inputs, or the error that fails it; consumes link errors."""
+        errors = self.link_errors[i]
+        if errors:
+            error = errors[min(errors)]
+            errors.clear()
+            return error
+        try:
+            defaults = self.nodes[i].default_inputs
+            if self.cache is None:
+                return node_inputs(defaults, self.received[i], self.links)
+            provenance: dict[InputName, Provenance] = {}
+            keys = self.received_keys[i]
+            inputs = node_inputs(
+                defaults, self.received[i], self.links, provenance, keys
+            )
+            self._pending_keys[i] = self.cache.key(self.nodes[i], provenance)
+            return inputs
+        except TaskInputError as exc:
+            return exc
+
+    async def execute(self, i: int, inputs: dict[InputName, Any] | Exception) -> None:
+        """Run node ``i``'s task; record its status, outputs or failure."""
+        node = self.nodes[i]
+        self.status[i] = NodeStatus.RUNNING
+        self.runs[i] += 1
+        started = trio.current_time()
+        key = self._pending_keys.pop(i, None)
+        self.keys.pop(i, None)
+        if key is not None and not isinstance(inputs, Exception):
+            assert self.cache is not None
+            cached = await self.cache.load(key)
+            if cached is not None:
+                self.status[i] = NodeStatus.SUCCEEDED
+                self.outputs[i] = cached
+                self.failures.pop(i, None)
+                self.keys[i] = key
+                self.emit("cached", i, None, trio.current_time() - started)
+                return
+        self.emit("start", i)
+        try:
+            if isinstance(inputs, Exception):
+                raise inputs
+            outputs, pid = await self.runner.run(node, inputs)
+            if key is not None:
+                assert self.cache is not None
+                await self.cache.store(key, outputs)
+        except (Exception, SystemExit) as exc:
+            # Cancelled and KeyboardInterrupt go through untouched.
+            self.status[i] = NodeStatus.FAILED
+            self.outputs.pop(i, None)
+            self.failures[i] = exc
+            duration = trio.current_time() - started
+            pid = exc.pid if isinstance(exc, trio_wf.BrokenWorkerError) else None
+            self.emit("error", i, pid, duration, exc)
+        else:
+            self.status[i] = NodeStatus.SUCCEEDED
+            self.outputs[i] = outputs
+            self.failures.pop(i, None)
+            if key is not None:
+                self.keys[i] = key
+            self.emit("end", i, pid, trio.current_time() - started)
+
+    def emit(
+        self,
+        kind: Any,
+        i: int,
+        pid: int | None = None,
+        duration: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Report a `NodeEvent` of node ``i`` to ``on_event``, if there is one."""
+        if self.on_event is None:
+            return
+        node = self.nodes[i]
+        event = NodeEvent(
+            kind,
+            node.id,
+            node.display_label,
+            time.time(),
+            pid,
+            duration,
+            error,
+            max(self.runs[i], 1),
+        )
+        self.on_event(event)
+
+    def unhandled(self, i: int) -> bool:
+        """Whether node ``i`` failed and no ``on_error`` link handles it."""
+        return i in self.failures and (
+            i in self.always_unhandled
+            or not any(self.links[k].on_error for k in self.analysis.out_links[i])
+        )
+
+    def link_data(self, i: int, k: int, status: NodeStatus) -> Mapping[str, Any] | None:
+        """What link ``k`` carries if it fires, or None if it does not."""
+        link = self.links[k]
+        if status is NodeStatus.FAILED:
+            if not link.on_error:
+                return None
+            return failure_data(self.nodes[i].id, self.failures[i])
+        if status is not NodeStatus.SUCCEEDED or link.on_error:
+            return None
+        outputs = self.outputs[i]
+        if not link.conditions:
+            return outputs
+        try:
+            if conditions_hold(k, link, outputs, self.analysis.else_values[k]):
+                return outputs
+        except Exception as exc:  # a missing output, an uncomparable value
+            self.link_errors[self.analysis.targets[k]][k] = exc
+        return None
