@@ -248,6 +248,8 @@ def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list
     expanded = []
     for new_source, source_attributes in ends[0]:
         for new_target, target_attributes in ends[1]:
+            # What the link itself says wins over the link_attributes of the
+            # input_nodes/output_nodes aliases it goes through.
             attributes = {**source_attributes, **target_attributes, **item}
             attributes["source"], attributes["target"] = new_source, new_target
             expanded.append(attributes)
@@ -271,6 +273,8 @@ def _default_error_links(
         successors.setdefault(link.source, []).append(link.target)
         if link.on_error:
             handled.add(link.source)
+    # No links from a handler, or from what it feeds, back to the handler:
+    # they would make it part of a loop that runs again on every failure.
     downstream = {node.id for node in handlers}
     todo = deque(downstream)
     while todo:

@@ -22,33 +22,24 @@ from typing import Any
 
 import trio
 
-from ._cache import ResultCache
-from ._events import EventCallback, NodeStatus
-from ._graph import Graph, InputName
+from ._events import NodeStatus
+from ._graph import InputName
 from ._loops import run_rounds
 from ._state import RunState
-from ._tasks import TaskRunner
 
 
 class Run(RunState):
     """One execution of a graph: its state, and the walk that drives it."""
 
-    def __init__(
-        self,
-        graph: Graph,
-        runner: TaskRunner,
-        on_event: EventCallback | None,
-        max_iterations: int,
-        cache: ResultCache | None = None,
-    ) -> None:
-        super().__init__(graph, runner, on_event, max_iterations, cache)
-        # Nodes decided to run by the latest settling, not yet started.
-        self._ready: list[int] = []
-        self._nursery: trio.Nursery | None = None
+    # Set by run(): nodes decided to run by the latest settling, not yet
+    # started, and the nursery every node and loop of the run starts in.
+    _ready: list[int]
+    _nursery: trio.Nursery
 
     async def run(self) -> None:
         """Run the graph to the end: every node succeeds, fails or is skipped."""
         analysis = self.analysis
+        self._ready = []
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for i, missing in enumerate(self.unsettled):
@@ -64,7 +55,6 @@ class Run(RunState):
     # -- nodes outside loops -------------------------------------------------
 
     def _launch(self, i: int) -> None:
-        assert self._nursery is not None
         self._nursery.start_soon(self._run_node, i, self.prepare(i))
 
     def _launch_ready(self) -> None:
@@ -120,7 +110,6 @@ class Run(RunState):
         if loop >= 0:
             self.loop_unsettled[loop] -= 1
             if not self.loop_unsettled[loop]:
-                assert self._nursery is not None
                 self._nursery.start_soon(self._run_loop, loop)
             return
         self.unsettled[target] -= 1
