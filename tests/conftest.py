@@ -35,7 +35,7 @@ def pytest_report_header() -> list[str]:
     return [f"trio_wf {trio_wf.__version__} from {where}"]
 
 
-def _fds() -> set[str]:
+def open_fds() -> set[str]:
     """Open descriptors other than sockets and /proc files: pipes, pidfds, files.
 
     Sockets are left out because multiprocessing manager proxies (our test events)
@@ -92,7 +92,7 @@ def no_leaks() -> Iterator[None]:
     """Fail a test that leaves a child process or a file descriptor behind."""
     me = psutil.Process()
     children_before = {p.pid for p in me.children(recursive=True)}
-    fds_before = _fds()
+    fds_before = open_fds()
     yield
     reset_default_context()
     new = [p for p in me.children(recursive=True) if p.pid not in children_before]
@@ -101,7 +101,7 @@ def no_leaks() -> Iterator[None]:
     _, alive = psutil.wait_procs(new, timeout=10)
     assert not zombies, f"child processes never reaped: {zombies}"
     assert not alive, f"child processes left behind: {alive}"
-    extra = _fds() - fds_before
+    extra = open_fds() - fds_before
     assert not extra, f"file descriptors left open: {sorted(extra)}"
     assert not arena_mappings(), "a worker's shared memory arena is still mapped"
 

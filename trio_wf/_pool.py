@@ -235,8 +235,12 @@ class WorkerPool:
             except Exception as exc:
                 error = _unpickling_error("exception", fn, worker, exc)
             else:
-                if hasattr(error, "add_note"):
-                    error.add_note(f"(raised in trio_wf worker process {worker.pid})")
+                # What add_note (3.11+) appends to; exceptiongroup's traceback
+                # patch prints it on 3.10 too.
+                error.__notes__ = [  # type: ignore[attr-defined]
+                    *getattr(error, "__notes__", ()),
+                    f"(raised in trio_wf worker process {worker.pid})",
+                ]
             return outcome.Error(error)
         with trio.CancelScope(shield=shield):
             await self._goodbye(worker, kind, payload)
