@@ -50,7 +50,7 @@ _UNLINKED = "|".join(re.escape(module) for module in _UNLINKED_MODULES)
 nitpick_ignore_regex = [
     (r"py:.*", rf"({_UNLINKED})(\..+)?"),
     # The library's own type variables, as they appear in signatures.
-    ("py:class", r"(trio_wf\._\w+\.)?(R|T|Ts)"),
+    ("py:class", r"(trio_wf(\._\w+)+\.)?(R|T|Ts)"),
 ]
 
 # sphinxcontrib-trio extends the class-based autodoc; Sphinx 9's rewrite bypasses
@@ -69,13 +69,14 @@ html_title = f"trio_wf {release}"
 def _defining_module(app: Sphinx, modname: str, attribute: str) -> str | None:
     """Point viewcode's [source] links at the private module defining a name.
 
-    `trio_wf` re-exports its names and rewrites their ``__module__``, so viewcode
-    would look for them in ``trio_wf/__init__.py`` and find nothing.
+    `trio_wf` (and `trio_wf._dask`) re-export their names and rewrite their
+    ``__module__``, so viewcode would look for them in the ``__init__.py`` and
+    find nothing.
     """
-    if modname != "trio_wf":
+    if modname not in ("trio_wf", "trio_wf._dask"):
         return None
     name = attribute.split(".")[0]
-    obj = getattr(trio_wf, name, None)
+    obj = getattr(sys.modules[modname], name, None)
     for candidate, module in sorted(sys.modules.items()):
         if (
             candidate.startswith(("trio_wf.", "_trio_wf_worker."))

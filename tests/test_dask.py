@@ -31,7 +31,7 @@ from trio_wf.workflow import aexecute_graph, execute_graph
 
 distributed = pytest.importorskip("distributed")
 
-from trio_wf._dask import _check_secure  # noqa: E402, needs distributed
+from trio_wf._dask._cluster import check_secure  # noqa: E402, needs distributed
 
 GRAPHS = Path(__file__).parents[1] / "examples" / "graphs"
 SMALL = {"memory_limit": "512MiB", "silence_logs": 50}
@@ -256,15 +256,15 @@ def _only_interrupts(exc: BaseException) -> bool:
 def test_security_rules() -> None:
     """Only loopback goes without TLS and mutual auth, unless insecure=True."""
     with pytest.raises(ValueError, match="without TLS"):
-        _check_secure("tcp://10.1.2.3:8786", None, insecure=False)
+        check_secure("tcp://10.1.2.3:8786", None, insecure=False)
     with pytest.raises(ValueError, match="without TLS"):
-        _check_secure("tls://head:8786", distributed.Security(), insecure=False)
+        check_secure("tls://head:8786", distributed.Security(), insecure=False)
     half = distributed.Security(require_encryption=True)
     with pytest.raises(ValueError, match="tls_ca_file, tls_client_cert"):
-        _check_secure("tls://head:8786", half, insecure=False)
-    _check_secure("tcp://10.1.2.3:8786", None, insecure=True)
+        check_secure("tls://head:8786", half, insecure=False)
+    check_secure("tcp://10.1.2.3:8786", None, insecure=True)
     for local in ("tcp://127.0.0.1:1", "localhost:1", "tcp://[::1]:1"):
-        _check_secure(local, None, insecure=False)
+        check_secure(local, None, insecure=False)
 
 
 async def test_arguments_are_validated() -> None:

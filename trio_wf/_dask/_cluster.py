@@ -1,0 +1,196 @@
+"""Reaching a Dask cluster: which ones are safe, a private one, the client.
+
+`checked_security` refuses plain TCP to a scheduler off loopback; a `Connection`
+starts the private ``LocalCluster`` when there is no address or cluster object,
+connects the client, registers the worker setup plugin, and closes what it
+opened.  Its methods block: `open_dask_context` runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dask
+import distributed
+from distributed.comm.addressing import parse_address, parse_host_port
+
+from _trio_wf_worker._protocol import describe_callable
+
+from .._errors import BrokenWorkerError
+from ._worker_side import WorkerSetup
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        _, location = parse_address(address)
+        host, _ = parse_host_port(location)
+    except (ValueError, TypeError):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: we cannot tell without resolving it
+        return False
+
+
+def check_secure(address: str, security: Any, insecure: bool) -> None:
+    """Refuse to talk to a non-loopback scheduler without TLS and mutual auth.
+
+    Anyone who can reach a scheduler can make its workers run code (it unpickles
+    what clients send), so plain TCP is only acceptable on loopback.
+    """
+    if insecure or _is_loopback(address):
+        return
+    if security is None or not security.require_encryption:
+        msg = (
+            f"refusing to connect to the dask scheduler at {address} without "
+            "TLS: pass security=distributed.Security(require_encryption=True, "
+            "tls_ca_file=..., tls_client_cert=..., tls_client_key=...), or "
+            "insecure=True if the network is trusted"
+        )
+        raise ValueError(msg)
+    missing = [
+        name
+        for name in ("tls_ca_file", "tls_client_cert")
+        if not getattr(security, name, None)
+    ]
+    if missing:
+        msg = (
+            f"security must use TLS with mutual authentication to connect to "
+            f"{address}, but its {', '.join(missing)} is not set (or pass "
+            "insecure=True if the network is trusted)"
+        )
+        raise ValueError(msg)
+
+
+def checked_security(
+    address: str | None, cluster: Any, security: Any, insecure: bool
+) -> Any:
+    """The ``security`` to connect with, once `check_secure` accepts it."""
+    if security is None and (address is not None or cluster is not None):
+        # TLS may be configured in Dask's config (distributed.comm.tls.*, or
+        # DASK_DISTRIBUTED__COMM__TLS__* variables): the Client would use it.
+        security = getattr(cluster, "security", None) or distributed.Security()  # type: ignore[no-untyped-call]
+    if address is not None:
+        check_secure(address, security, insecure)
+    elif cluster is not None:
+        check_secure(cluster.scheduler_address, security, insecure)
+    return security
+
+
+def _start_local_cluster(
+    n_workers: int, security: Any, options: Mapping[str, Any], timeout: float
+) -> Any:
+    kwargs: dict[str, Any] = {
+        "n_workers": n_workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        # A free loopback port: the scheduler's HTTP server (health checks, and
+        # the dashboard when bokeh is installed) never takes a public one.
+        "dashboard_address": "127.0.0.1:0",
+        "timeout": timeout,
+    }
+    if security is not None:
+        kwargs["security"] = security
+        kwargs["protocol"] = "tls://"
+    kwargs.update(options)
+    # No silent retries: a task whose worker died fails at once with
+    # KilledWorker, instead of being rerun on (and maybe killing) other workers.
+    # The scheduler reads this once, when LocalCluster creates it, just below.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        return distributed.LocalCluster(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def _close_quietly(*closers: Callable[[], object]) -> None:
+    for close in closers:
+        try:
+            close()
+        except Exception:  # pragma: no cover, best effort on the way out
+            pass
+
+
+class Connection:
+    """A client of a cluster, and the private cluster it may have started.
+
+    With neither ``address`` nor ``cluster``, `connect` starts a private
+    ``LocalCluster`` (``n_workers`` and ``cluster_options`` apply to it only),
+    and `close` closes it too.  Both methods block.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None,
+        cluster: Any,
+        n_workers: int | None,
+        cluster_options: Mapping[str, Any] | None,
+        security: Any,
+        init: Callable[[], object] | None,
+        timeout: float,
+    ) -> None:
+        self._target: Any = address if address is not None else cluster
+        self._owns_cluster = address is None and cluster is None
+        self._n_workers = n_workers
+        self._cluster_options = cluster_options
+        self._security = security
+        self._init = init
+        self._timeout = timeout
+        self._plugin_name = f"trio-wf-setup-{uuid.uuid4().hex}"
+        self._private_cluster: Any = None
+        self._client: Any = None
+        self._plugin_registered = False
+
+    def connect(self) -> Any:
+        """Return a new ``distributed.Client``, starting the cluster if private.
+
+        Raises:
+            BrokenWorkerError: if ``init`` raised on a worker (as ``__cause__``).
+        """
+        target = self._target
+        if self._owns_cluster:
+            target = self._private_cluster = _start_local_cluster(
+                self._n_workers or os.cpu_count() or 1,
+                self._security,
+                self._cluster_options or {},
+                self._timeout,
+            )
+        kwargs: dict[str, Any] = {"timeout": self._timeout, "set_as_default": False}
+        if self._security is not None and not self._owns_cluster:
+            kwargs["security"] = self._security
+        client = self._client = distributed.Client(target, **kwargs)  # type: ignore[no-untyped-call]
+        # SIGINT is ignored on the workers we start; on others we only run
+        # the user's init, if any (their owner chose their signal handling).
+        if self._owns_cluster or self._init is not None:
+            try:
+                client.register_plugin(WorkerSetup(self._init), name=self._plugin_name)
+            except Exception as exc:
+                if self._init is None:
+                    raise
+                msg = f"init {describe_callable(self._init)} failed on a dask worker"
+                raise BrokenWorkerError(msg) from exc
+            self._plugin_registered = True
+        return client
+
+    def close(self) -> None:
+        """Close what `connect` opened, as far as it got; errors are dropped."""
+        client = self._client
+        cluster = self._private_cluster
+        closers: list[Callable[[], object]] = []
+        if client is not None and self._plugin_registered and not self._owns_cluster:
+            closers.append(lambda: client.unregister_worker_plugin(self._plugin_name))
+        if client is not None:
+            closers.append(lambda: client.close(timeout=self._timeout))
+        if cluster is not None:
+            closers.append(lambda: cluster.close(timeout=self._timeout))
+        _close_quietly(*closers)
+        if cluster is not None:
+            # The nannies' process objects hold pipes to their (dead) worker
+            # processes until they are collected, which cycles can delay.
+            gc.collect()
