@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,24 @@ def test_all_matches_the_public_names() -> None:
     }
     assert set(trio_wf.__all__) - {"__version__"} == public
     assert sorted(trio_wf.__all__) == list(trio_wf.__all__)
+
+
+def test_dir_lists_open_dask_context() -> None:
+    """dir(trio_wf) lists the lazily imported open_dask_context with the rest."""
+    assert "open_dask_context" in dir(trio_wf)
+    assert set(dir(trio_wf)) == {*vars(trio_wf), "open_dask_context"}
+
+
+def test_import_trio_wf_imports_no_dask(tmp_path: Path) -> None:
+    """import trio_wf, and dir(trio_wf), leave Dask (an optional extra) unimported."""
+    code = (
+        "import sys, trio_wf; "
+        "assert 'open_dask_context' in dir(trio_wf); "
+        "loaded = {'dask', 'distributed'} & set(sys.modules); "
+        "assert not loaded, loaded"
+    )
+    # Not from the checkout: the installed trio_wf is the one under test.
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(set(trio_wf.__all__) - {"__version__"}))

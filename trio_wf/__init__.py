@@ -65,3 +65,9 @@ def __getattr__(name: str) -> object:
         return open_dask_context
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    # List open_dask_context with the rest, for completion and help(), without
+    # importing it: __getattr__ serves it on first use.
+    return sorted({*globals(), "open_dask_context"})
