@@ -332,14 +332,17 @@ print(new)
 """
 
 
-def test_untrusted_loading_imports_nothing() -> None:
+def test_untrusted_loading_imports_nothing(tmp_path: Path) -> None:
     """Loading an untrusted graph leaves sys.modules as it was."""
+    # cwd: `python -c` puts it first on sys.path, and the checkout's trio_wf/
+    # would shadow the installed one.
     result = subprocess.run(
         [sys.executable, "-c", UNTRUSTED_SCRIPT],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        cwd=tmp_path,
     )
     assert result.stdout.strip() == "[]", result.stderr
 

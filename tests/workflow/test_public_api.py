@@ -6,6 +6,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +32,16 @@ def test_public_names_are_documented_and_at_home(name: str) -> None:
     assert obj.__module__ == "trio_wf.workflow"
 
 
-def test_trio_wf_does_not_import_the_workflow_package() -> None:
+def test_trio_wf_does_not_import_the_workflow_package(tmp_path: Path) -> None:
     """``import trio_wf`` stays lean: the workflow engine is imported on demand."""
     code = "import sys, trio_wf; print('trio_wf.workflow' in sys.modules)"
+    # cwd: not the checkout, whose trio_wf/ would shadow the installed one.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     )
     assert result.stdout.strip() == "False"
     assert trio_wf.workflow is workflow
