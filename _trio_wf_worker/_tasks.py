@@ -101,7 +101,10 @@ def run_class_task(identifier: str, inputs: dict[str, Any]) -> Any:
 
 
 def check_task_class(cls: Any, identifier: str) -> None:
-    """Raise TypeError unless ``cls`` follows the class task protocol."""
+    """Raise TypeError unless ``cls`` follows the class task protocol, or is an
+    ewokscore ``Task`` (see `_ewoks_tasks`)."""
+    if is_ewoks_task_class(cls):
+        return
     problems = [
         f"no {name} list"
         for name in ("input_names", "output_names")
@@ -112,9 +115,21 @@ def check_task_class(cls: Any, identifier: str) -> None:
     if problems:
         msg = (
             f"task {identifier!r} is not a task class: {', '.join(problems)} "
-            f"(see the class task protocol in the trio_wf docs)"
+            f"(see the class task protocol in the trio_wf docs), nor an ewokscore Task"
         )
         raise TypeError(msg)
+
+
+def is_ewoks_task_class(cls: object) -> bool:
+    """Whether ``cls`` is a subclass of ewokscore's ``Task``.
+
+    Never imports ewokscore: a class derived from ``Task`` was defined in a
+    module that imported it already.
+    """
+    import sys
+
+    module = sys.modules.get("ewokscore.task")
+    return module is not None and isinstance(cls, type) and issubclass(cls, module.Task)
 
 
 class TaskValues:

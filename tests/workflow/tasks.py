@@ -55,6 +55,10 @@ def trio_imported() -> list[str]:
     return sorted(name for name in ("trio", "trio_wf") if name in sys.modules)
 
 
+def ewokscore_imported() -> bool:
+    return "ewokscore" in sys.modules
+
+
 def exit_now(code: int = 42) -> None:
     os._exit(code)
 

@@ -115,21 +115,19 @@ def test_changed_inputs_rerun_their_node_and_its_descendants(tmp_path: Path) -> 
     assert sorted(runs.read_text().split()) == ["a", "b", "c", "d"]
 
 
-def test_varinfo_root_uri_is_cache_dir(tmp_path: Path) -> None:
-    """ewoks' ``varinfo={"root_uri": ...}`` spelling works; not with cache_dir."""
+def test_varinfo_is_ewoks_store_not_cache_dir(tmp_path: Path) -> None:
+    """``varinfo`` is ewokscore's persistence (see test_ewoks_persistence.py),
+    not a spelling of ``cache_dir``: passing both is refused."""
     runs, flag = tmp_path / "runs.txt", tmp_path / "fixed"
     flag.touch()
     document = diamond(runs, flag)
-    varinfo = {"root_uri": str(tmp_path / "cache"), "scheme": "json"}
-    execute_graph(document, varinfo=varinfo, worker_type="sequential")
-    _, events = run_with_events(
-        document, cache_dir=tmp_path / "cache", worker_type="sequential"
-    )
-    assert {kind for _, kind in events} == {"cached"}
-    with pytest.raises(ValueError, match="either cache_dir or varinfo"):
-        execute_graph(document, varinfo=varinfo, cache_dir=tmp_path)
+    varinfo = {"root_uri": str(tmp_path / "store"), "scheme": "json"}
+    with pytest.raises(ValueError, match=r"either cache_dir .* or varinfo"):
+        execute_graph(document, varinfo=varinfo, cache_dir=tmp_path / "cache")
     with pytest.raises(TypeError, match="root_uri'] must be a directory"):
         execute_graph(document, varinfo={"root_uri": 3})
+    assert not (tmp_path / "cache").exists()
+    assert not runs.exists() or not runs.read_text()
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 from importlib import metadata
 
 from ._errors import GraphValidationError
-from ._graph import Graph
+from ._graph import Graph, Node
 
 #: The entry-point group whose objects every allow-list accepts.
 ENTRY_POINT_GROUP = "trio_wf.tasks"
@@ -27,6 +27,13 @@ def check_allowed(graph: Graph, allowed_tasks: AllowedTasks | None) -> None:
     ``None`` allows everything.  Otherwise a node's ``task_identifier`` must
     match one of the patterns or a ``trio_wf.tasks`` entry point.
     """
+    check_allowed_nodes(graph.nodes.values(), allowed_tasks)
+
+
+def check_allowed_nodes(
+    nodes: Iterable[Node], allowed_tasks: AllowedTasks | None
+) -> None:
+    """`check_allowed` for nodes not yet made into a `Graph`."""
     if allowed_tasks is None:
         return
     checked: object = allowed_tasks  # callers may pass anything
@@ -40,7 +47,7 @@ def check_allowed(graph: Graph, allowed_tasks: AllowedTasks | None) -> None:
         raise TypeError(msg)
     matcher = _Matcher(allowed_tasks)
     entry_points: _Matcher | None = None
-    for node in graph.nodes.values():
+    for node in nodes:
         identifier = node.task_identifier
         if identifier is None or matcher.matches(identifier):
             continue

@@ -24,6 +24,7 @@ from ._allow import AllowedTasks
 from ._backends import choose_worker_type, open_backend
 from ._cache import ResultCache
 from ._events import EventCallback, NodeStatus
+from ._ewoks import ewoks_settings
 from ._load import GraphSource, load_graph
 from ._results import collect_results, ids_with_status, raise_for_failures
 from ._selectors import OutputsSpec, output_selection
@@ -59,6 +60,8 @@ class ExecuteOptions(TypedDict, total=False):
     allowed_tasks: AllowedTasks | None
     cache_dir: str | os.PathLike[str] | None
     varinfo: Mapping[str, Any] | None
+    task_options: Mapping[str, Any] | None
+    output_tasks: bool
 
 
 async def aexecute_graph(
@@ -80,6 +83,8 @@ async def aexecute_graph(
     allowed_tasks: AllowedTasks | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     varinfo: Mapping[str, Any] | None = None,
+    task_options: Mapping[str, Any] | None = None,
+    output_tasks: bool = False,
 ) -> dict[Any, Any]:
     """Run a workflow graph from Trio; every node's task runs in a worker.
 
@@ -131,7 +136,15 @@ async def aexecute_graph(
         cache_dir: a directory of your own where each successful node's
             outputs are stored; a node whose task and inputs have stored
             outputs is not run again (see :ref:`persistence`).
-        varinfo: ewoks' spelling of ``cache_dir``: ``{"root_uri": path}``.
+        varinfo: ewokscore's persistence, ``{"root_uri": path, "scheme":
+            "json"|"nexus"}``: outputs are stored by ewokscore, where ewoks
+            tools find them, and a task whose outputs are stored is not run
+            again.  Needs the ``trio-wf[ewoks]`` extra (see :ref:`persistence`).
+        task_options: keyword arguments of every ewokscore task's
+            constructor (such as ``profile_directory``); needs the extra.
+        output_tasks: return ``{node_id: task}``, the ewokscore ``Task``
+            each node executed, instead of outputs (what ewokscore's test
+            helpers inspect); needs the extra.
 
     Returns:
         The selected outputs, merged or per node.  Only nodes that completed
@@ -165,8 +178,11 @@ async def aexecute_graph(
     if timeout is not None and not timeout >= 0:  # also rejects NaN
         msg = f"timeout must be a non-negative number of seconds, got {timeout!r}"
         raise ValueError(msg)
-    directory = _cache_dir(cache_dir, varinfo)
-    cache = None if directory is None else ResultCache.open(directory)
+    ewoks = ewoks_settings(graph, varinfo, task_options, output_tasks)
+    if cache_dir is not None and ewoks is not None and ewoks.varinfo is not None:
+        msg = "pass either cache_dir (trio_wf's store) or varinfo (ewokscore's)"
+        raise ValueError(msg)
+    cache = None if cache_dir is None else ResultCache.open(cache_dir)
 
     limiter = None
     if max_workers is not None or context is None:
@@ -177,7 +193,7 @@ async def aexecute_graph(
         async with backend as runner:
             run = Run(
                 graph,
-                TaskRunner(runner, limiter, allow_scripts=allow_scripts),
+                TaskRunner(runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks),
                 on_event,
                 max_iterations,
                 cache,
@@ -195,6 +211,10 @@ async def aexecute_graph(
     results = collect_results(run, selection, merge_outputs)
     if raise_on_error:
         raise_for_failures(run, results)
+    if output_tasks:
+        tasks = run.runner.tasks
+        order = graph.analysis.order
+        return {node_id: tasks[node_id] for node_id in order if node_id in tasks}
     return results
 
 
@@ -207,26 +227,6 @@ def execute_graph(
     stops the run: running tasks are killed and `KeyboardInterrupt` is raised.
     """
     return trio.run(functools.partial(aexecute_graph, graph, **options))
-
-
-def _cache_dir(
-    cache_dir: str | os.PathLike[str] | None, varinfo: Mapping[str, Any] | None
-) -> str | os.PathLike[str] | None:
-    """``cache_dir``, or ewoks' ``varinfo["root_uri"]``; only one of them."""
-    if varinfo is None:
-        return cache_dir
-    checked: object = varinfo  # callers may pass anything
-    if not isinstance(checked, Mapping):
-        msg = f"varinfo must be a dict, got {type(checked).__name__}"
-        raise TypeError(msg)
-    root_uri = varinfo.get("root_uri")
-    if root_uri is not None and not isinstance(root_uri, (str, os.PathLike)):
-        msg = f"varinfo['root_uri'] must be a directory path, got {root_uri!r}"
-        raise TypeError(msg)
-    if root_uri is not None and cache_dir is not None:
-        msg = "pass either cache_dir or varinfo={'root_uri': ...}, not both"
-        raise ValueError(msg)
-    return cache_dir if root_uri is None else root_uri
 
 
 def _positive_int(value: object) -> bool:

@@ -12,6 +12,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from _trio_wf_worker._ewoks_tasks import plain_values
+
 from ._cache import Provenance
 from ._errors import TaskInputError
 from ._graph import InputName, Link, NodeId, describe_link
@@ -29,8 +31,9 @@ def conditions_hold(
     ``else_values`` is the link's entry of `GraphAnalysis.else_values`: per
     condition, ``None``, or the values an else condition must differ from.
     Raises `TaskInputError` for a missing output, and whatever an uncomparable
-    value raises.
+    value raises.  ewokscore outputs are tested by value, not by reference.
     """
+    outputs = plain_values(outputs)
     for condition, others in zip(link.conditions, else_values, strict=True):
         value = output_value(outputs, condition.source_output, k, link, "tests")
         if others is None:

@@ -17,12 +17,13 @@ from typing import Any
 
 import attrs
 
-from ._allow import AllowedTasks, check_allowed
+from ._allow import AllowedTasks, check_allowed, check_allowed_nodes
 from ._analysis import analyse
 from ._errors import GraphValidationError
 from ._flatten import parse_graph
 from ._graph import Graph, InputName, Link, Node
 from ._selectors import apply_inputs
+from ._starts import analyse_inferring_starts, has_start_node, required_input_names
 from ._tasks import resolve_here
 
 #: Largest graph text or file accepted, in bytes.
@@ -87,10 +88,17 @@ def load_graph(
         gc.disable()
         try:
             nodes, links, fields = parse_graph(document, base_dir, _read_file)
-            analysis = analyse(nodes, links)
+            starts = has_start_node(nodes, links)
+            analysis = analyse(nodes, links) if starts else None
         finally:
             if collect:
                 gc.enable()
+        if analysis is None:
+            # Imports the class tasks (trusted graphs only): allowed first.
+            check_allowed_nodes(nodes, allowed_tasks)
+            nodes, analysis = analyse_inferring_starts(
+                nodes, links, trusted, _check_importable
+            )
         graph = Graph(
             nodes={node.id: node for node in nodes},
             links=tuple(links),
@@ -141,7 +149,8 @@ def _check_required_inputs(node: Node, task: object, links: list[Link]) -> None:
             return
         provided.update(mapping.target_input for mapping in link.data_mapping)
     if node.task_type == "class":
-        required = [n for n in getattr(task, "input_names", ()) if n not in provided]
+        declared = required_input_names(task) or []
+        required = [name for name in declared if name not in provided]
     elif node.task_type == "method" and callable(task):
         required = _required_parameters(task, provided)
     else:

@@ -107,6 +107,7 @@ async def _run_loop_node(
     fired: set[int],
 ) -> None:
     await state.execute(i, inputs)
+    state.last_round[i] = round_number
     analysis = state.analysis
     status = state.status[i]
     key = state.keys.get(i)

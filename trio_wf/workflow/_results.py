@@ -1,7 +1,9 @@
 """What a run returns: the selected outputs, or the error naming what failed.
 
 After the walk, `collect_results` merges the outputs the ``outputs=`` option
-selected (`._selectors`) in graph order, from the nodes that completed, and
+selected (`._selectors`) in graph order (a loop's nodes by the round they last
+ran in), from the nodes that completed, as values (ewokscore's transfer data
+read back), and
 `raise_for_failures` turns the failures no ``on_error`` link handled into one
 `WorkflowExecutionError`.  Both read the run's final state only, so the result
 does not depend on the timing of the run.
@@ -10,6 +12,8 @@ does not depend on the timing of the run.
 from __future__ import annotations
 
 from typing import Any
+
+from _trio_wf_worker._ewoks_tasks import plain_values
 
 from ._errors import WorkflowExecutionError
 from ._events import NodeStatus
@@ -24,23 +28,34 @@ def collect_results(run: RunState, selection: Selection, merge: bool) -> dict[An
     per_node: dict[NodeId, dict[str, Any]] = {}
     for nodes, name, new_name in selection:
         for node_id in nodes:
-            values = run.outputs.get(analysis.index[node_id])
-            if values is None:
+            outputs = run.outputs.get(analysis.index[node_id])
+            if outputs is None:
                 continue  # the node did not complete
+            values = plain_values(outputs)
             if name is not None:
                 if name not in values:
                     continue
                 values = {new_name if new_name is not None else name: values[name]}
             per_node.setdefault(node_id, {}).update(values)
-    ordered = sorted(
-        per_node, key=lambda node_id: analysis.rank[analysis.index[node_id]]
-    )
+    ordered = sorted(per_node, key=lambda node_id: _merge_key(run, node_id))
     if not merge:
         return {node_id: per_node[node_id] for node_id in ordered}
     merged: dict[Any, Any] = {}
     for node_id in ordered:
         merged.update(per_node[node_id])
     return merged
+
+
+def _merge_key(run: RunState, node_id: NodeId) -> tuple[int, int, int]:
+    """Graph order, except that the nodes of a loop (which come together in
+    it) are ordered by the round they last ran in: its latest outputs win."""
+    analysis = run.graph.analysis
+    i = analysis.index[node_id]
+    loop = analysis.loop_of[i]
+    if loop < 0:
+        return analysis.rank[i], 0, 0
+    first = analysis.rank[analysis.loop_info[loop].nodes[0]]
+    return first, run.last_round[i], analysis.rank[i]
 
 
 def ids_with_status(run: RunState, status: NodeStatus) -> list[NodeId]:

@@ -67,6 +67,10 @@ class RunState:
         # reported as failures of the link's target, by link number.
         self.link_errors: list[dict[int, Exception]] = [{} for _ in range(n)]
         self.runs = [0] * n
+        # The round in which each node of a loop last ran: results merge the
+        # nodes of a loop in that order, so its last outputs win (as the last
+        # node to finish wins in ewoksppf).
+        self.last_round = [0] * n
         # With a cache: each node's key, while its outputs are current; the
         # key of the data each link delivered; keys computed by prepare.
         self.keys: dict[int, str] = {}

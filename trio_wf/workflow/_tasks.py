@@ -4,11 +4,13 @@
 ``{"return_value": result}``; ``ppfmethod`` calls ``function(**inputs)`` (with the
 ``_ppfdict`` input unpacked into them) and outputs ``{"_ppfdict": inputs updated
 with the returned dict}``; ``ppfport`` is the identity on ``_ppfdict``; ``class``
-runs a task class (see `run_class_task`) and outputs what it set; ``script``
+runs a task class (trio_wf's protocol, or an ewokscore ``Task``: see
+`run_class_node`) and outputs what it set; ``script``
 runs a program from the parent (see ``_scripts``).  Functions and classes are
 imported in the worker, never in the parent (unless the graph is trusted and
 `load_graph` checks its identifiers).  ``graph`` nodes never get here: they are
-flattened on load.
+flattened on load.  With ewoks settings (see ``_ewoks``), every task type but
+``script`` runs as ewokscore runs it.
 
 This is the one place that knows what each task type does: `TaskRunner` runs
 one, `resolve_here` imports one for a trusted load.  How a task is written (its
@@ -23,10 +25,12 @@ from typing import Any
 import trio
 
 import trio_wf
-from _trio_wf_worker._tasks import check_task_class, load_task, run_class_task, run_task
+from _trio_wf_worker._ewoks_tasks import plain_values, run_class_node, run_ewoks_node
+from _trio_wf_worker._tasks import check_task_class, load_task, run_task
 
 from ._errors import TaskInputError
-from ._graph import InputName, Node
+from ._ewoks import EWOKS_TASK_TYPES, EwoksSettings, node_attrs
+from ._graph import InputName, Node, NodeId
 from ._scripts import run_script
 
 PPFDICT = "_ppfdict"
@@ -99,10 +103,15 @@ class TaskRunner:
         limiter: trio.CapacityLimiter | None,
         *,
         allow_scripts: bool = False,
+        ewoks: EwoksSettings | None = None,
     ) -> None:
         self.backend = backend
         self.limiter = limiter
         self.allow_scripts = allow_scripts
+        self.ewoks = ewoks
+        self._settings = None if ewoks is None else ewoks.for_worker()
+        #: With ``output_tasks``: the ewokscore task each node last executed.
+        self.tasks: dict[NodeId, Any] = {}
 
     async def run(
         self, node: Node, inputs: Mapping[InputName, Any]
@@ -111,23 +120,19 @@ class TaskRunner:
 
         Cancellation kills the worker running the task.
         """
+        if node.task_type == "class" or (
+            self.ewoks is not None and node.task_type in EWOKS_TASK_TYPES
+        ):
+            return await self._run_ewoks(node, inputs)
         if node.task_type == "ppfport":
             await trio.lowlevel.checkpoint()
             return {PPFDICT: ppf_inputs(node, inputs)}, None
         assert node.task_identifier is not None  # checked on load
         if node.task_type == "script":
             assert self.allow_scripts  # checked before the run
+            if self.ewoks is not None:
+                inputs = plain_values(inputs)
             return await run_script(node, inputs, self.limiter), None
-        if node.task_type == "class":
-            kwargs = keyword_inputs(node, inputs)
-            pid, outputs = await self.backend.run_sync(
-                run_class_task,
-                node.task_identifier,
-                kwargs,
-                kill_on_cancel=True,
-                limiter=self.limiter,
-            )
-            return outputs, pid
         # method: f(*positional, **keywords); ppfmethod: f(**all inputs).
         if node.task_type == "method":
             args, kwargs = split_method_inputs(node, inputs)
@@ -150,3 +155,35 @@ class TaskRunner:
             )
             raise TypeError(msg)
         return {PPFDICT: {**kwargs, **result}}, pid
+
+    async def _run_ewoks(
+        self, node: Node, inputs: Mapping[InputName, Any]
+    ) -> tuple[dict[str, Any], int | None]:
+        """A class node (the worker tells an ewokscore Task from trio_wf's
+        protocol), or any node of a run with ewoks settings."""
+        attrs = node_attrs(node)
+        if node.task_type == "class":
+            assert node.task_identifier is not None  # checked on load
+            pid, outputs, task = await self.backend.run_sync(
+                run_class_node,
+                node.task_identifier,
+                dict(inputs),
+                node.id,
+                attrs,
+                self._settings,
+                kill_on_cancel=True,
+                limiter=self.limiter,
+            )
+        else:
+            pid, outputs, task = await self.backend.run_sync(
+                run_ewoks_node,
+                node.id,
+                attrs,
+                dict(inputs),
+                self._settings,
+                kill_on_cancel=True,
+                limiter=self.limiter,
+            )
+        if task is not None:
+            self.tasks[node.id] = task
+        return outputs, pid
