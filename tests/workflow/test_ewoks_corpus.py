@@ -18,6 +18,7 @@ helpers, where each spawned worker would import it again (half a second).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ewokscore import load_graph as ewoks_load_graph
@@ -29,29 +30,39 @@ from ewokscore.tests.utils.results import (
 )
 
 from trio_wf.workflow import execute_graph, load_graph
+from trio_wf.workflow._engine_plugin import TrioWorkflowEngine
 
 SCHEMES = (None, "json", "nexus")
 
 
+def run_directly(graph: Any, **options: Any) -> Any:
+    # Trusted: triangle1 has no node without incoming links, and ewokscore's
+    # start nodes need the classes' required inputs.
+    return execute_graph(load_graph(graph.dump(), trusted=True), **options)
+
+
+def run_as_ewoks_engine(graph: Any, **options: Any) -> Any:
+    # Exactly upstream's calls, on the engine `ewoks --engine trio` loads.
+    return TrioWorkflowEngine().execute_graph(graph, **options)
+
+
+@pytest.mark.parametrize("execute", [run_directly, run_as_ewoks_engine])
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("graph_name", sorted(graph_names()))
 def test_example_graph_gives_upstream_results(
-    graph_name: str, scheme: str | None, tmp_path: Path
+    graph_name: str, scheme: str | None, execute: Any, tmp_path: Path
 ) -> None:
     """Default results, executed tasks and stored outputs, as upstream expects."""
-    document, expected = get_graph(graph_name)
-    ewoksgraph = ewoks_load_graph(get_graph(graph_name)[0])
+    graph, expected = get_graph(graph_name)
+    ewoksgraph = ewoks_load_graph(graph)
     varinfo = {"root_uri": str(tmp_path), "scheme": scheme} if scheme else None
-    # Trusted: triangle1 has no node without incoming links, and ewokscore's
-    # start nodes need the classes' required inputs.
-    graph = load_graph(document, trusted=True)
 
-    result = execute_graph(graph, varinfo=varinfo, worker_type="fork")
+    result = execute(ewoksgraph, varinfo=varinfo, worker_type="fork")
     assert_execute_graph_default_result(ewoksgraph, result, expected, varinfo)
 
     if graph_is_supported(ewoksgraph) or (scheme and not ewoksgraph.is_cyclic):
-        tasks = execute_graph(
-            graph, varinfo=varinfo, output_tasks=True, worker_type="fork"
+        tasks = execute(
+            ewoksgraph, varinfo=varinfo, output_tasks=True, worker_type="fork"
         )
         assert_execute_graph_tasks(ewoksgraph, tasks, expected, varinfo)
 
