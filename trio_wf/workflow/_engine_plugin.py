@@ -52,7 +52,7 @@ class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
         **execute_options: Any,
     ) -> dict[Any, Any]:
         """Run ``graph`` (a ``TaskGraph``, or what ewokscore's ``load_graph``
-        reads) on trio_wf; see :doc:`/ewoks` for the options.
+        reads) on trio_wf; the options are in the "Using trio_wf with ewoks" docs.
 
         ``execinfo`` (ewoks events) is accepted and not used: trio_wf does not
         send ewoks events yet.

@@ -139,7 +139,7 @@ async def aexecute_graph(
         varinfo: ewokscore's persistence, ``{"root_uri": path, "scheme":
             "json"|"nexus"}``: outputs are stored by ewokscore, where ewoks
             tools find them, and a task whose outputs are stored is not run
-            again.  Needs the ``trio-wf[ewoks]`` extra (see :ref:`persistence`).
+            again.  Needs the ``trio-wf[ewoks]`` extra (see :doc:`/ewoks`).
         task_options: keyword arguments of every ewokscore task's
             constructor (such as ``profile_directory``); needs the extra.
         output_tasks: return ``{node_id: task}``, the ewokscore ``Task``
