@@ -15,7 +15,8 @@ next node's hashes, and so its file names, come from this node's hashes.
 
 ewokscore is imported only when a node needs it: a ``class`` node whose class
 turns out to be a ``Task`` (its module imported ewokscore), or any node of a
-run with ewoks settings (`aexecute_graph`'s ``varinfo`` or ``output_tasks``).
+run with ewoks settings (`aexecute_graph`'s ``varinfo``, ``task_options`` or
+``output_tasks``).
 Standard library only otherwise, like the rest of this package.
 """
 
@@ -29,7 +30,8 @@ from typing import Any
 from ._tasks import check_task_class, is_ewoks_task_class, load_task, run_class_task
 
 #: What the parent sends along with an ewoks node: ``(varinfo, execinfo,
-#: task_options, output_task)``, or None when the run has no ewoks settings.
+#: task_options, output_task)``, or None when the run has no ewoks settings
+#: (execinfo is None for now: trio_wf sends no ewoks events yet).
 Settings = tuple[Any, Any, Any, bool]
 
 

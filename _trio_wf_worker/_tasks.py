@@ -114,8 +114,9 @@ def check_task_class(cls: Any, identifier: str) -> None:
         problems.insert(0, "not a class with a run() method")
     if problems:
         msg = (
-            f"task {identifier!r} is not a task class: {', '.join(problems)} "
-            f"(see the class task protocol in the trio_wf docs), nor an ewokscore Task"
+            f"task {identifier!r} is not a task class: {', '.join(problems)}; "
+            f"a task class is an ewokscore Task, or follows trio_wf's class "
+            f"task protocol (see the trio_wf docs)"
         )
         raise TypeError(msg)
 

@@ -9,7 +9,9 @@ for persistence none, json and nexus, then the executed ``Task`` of every node
 back by ewokscore from ``root_uri``.  Upstream runs ``output_tasks`` only on the
 graphs its sequential engine supports (acyclic, no conditions); here also on
 the acyclic ones with conditions, when a scheme lets ewokscore read back the
-nodes that did not run.
+nodes that did not run.  Each graph runs on trio_wf directly and on the
+``trio`` engine ewoks loads; ewokscore's own sub-graph execution test runs on
+that engine too.
 
 Fork workers: they inherit the ewokscore this process imported for the
 helpers, where each spawned worker would import it again (half a second).
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 from ewokscore import load_graph as ewoks_load_graph
 from ewokscore.bindings import graph_is_supported
+from ewokscore.tests import test_sub_graph
 from ewokscore.tests.examples.graphs import get_graph, graph_names
 from ewokscore.tests.utils.results import (
     assert_execute_graph_default_result,
@@ -65,6 +68,18 @@ def test_example_graph_gives_upstream_results(
             ewoksgraph, varinfo=varinfo, output_tasks=True, worker_type="fork"
         )
         assert_execute_graph_tasks(ewoksgraph, tasks, expected, varinfo)
+
+
+def test_upstream_sub_graph_test_passes_on_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ewokscore's own sub-graph execution test, its engine swapped for ours."""
+
+    def execute_graph(graph: Any, **options: Any) -> Any:
+        return run_as_ewoks_engine(graph, worker_type="fork", **options)
+
+    monkeypatch.setattr(test_sub_graph, "execute_graph", execute_graph)
+    test_sub_graph.test_sub_graph_execute()
 
 
 def test_empty_graph_returns_an_empty_dict() -> None:

@@ -35,6 +35,9 @@ def test_ewoks_execute_command_runs_on_trio(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         check=False,
+        # Not the checkout: ewoksutils puts the current directory on sys.path,
+        # where the checkout's trio_wf/ would shadow the installed one.
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "{'result': 16}" in done.stdout

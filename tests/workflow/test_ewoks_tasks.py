@@ -100,6 +100,36 @@ def test_method_nodes_are_stored_too_with_varinfo(tmp_path: Path) -> None:
     assert runs(record) == ["m"]
 
 
+def test_node_varinfo_stores_that_node_only(tmp_path: Path) -> None:
+    """A node's own ``varinfo`` attribute turns ewokscore persistence on for it."""
+    record = tmp_path / "runs.txt"
+    document = chain(record)
+    document["nodes"][0]["varinfo"] = {"root_uri": str(tmp_path / "store")}
+    for _ in range(2):
+        assert execute_graph(document, worker_type="fork") == {"result": 111}
+    assert runs(record) == ["a", "b", "c", "b", "c"]
+
+
+def test_trio_wf_class_protocol_gets_values_from_stored_outputs(
+    tmp_path: Path,
+) -> None:
+    """Downstream of ewokscore tasks, a class of trio_wf's own protocol gets
+    plain values, not ewokscore's references to stored data."""
+    record = tmp_path / "runs.txt"
+    nodes = [
+        ewoks_node("a", "RecordedSum", a=1, record=str(record)),
+        {
+            "id": "acc",
+            "task_type": "class",
+            "task_identifier": "tests.workflow.tasks.Accumulate",
+        },
+    ]
+    document = graph(nodes, [link("a", "acc", ("result", "value"))])
+    varinfo = {"root_uri": str(tmp_path / "store"), "scheme": "nexus"}
+    result = execute_graph(document, varinfo=varinfo, worker_type="fork")
+    assert result == {"value": 2, "done": False}
+
+
 def test_output_tasks_are_the_executed_tasks(tmp_path: Path) -> None:
     """``output_tasks=True`` returns each node's ewokscore Task, done."""
     tasks = execute_graph(
@@ -167,22 +197,28 @@ def test_file_task_class_runs(tmp_path: Path) -> None:
         assert result == {"y": 42}
 
 
-def _imports_after(code: str) -> list[str]:
+def _imports_after(code: str, cwd: Path) -> list[str]:
     script = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    # cwd: `python -c` puts it first on sys.path, and the checkout's trio_wf/
+    # would shadow the installed one.
     done = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        cwd=cwd,
     )
     modules: list[str] = json.loads(done.stdout.splitlines()[-1])
     return modules
 
 
-def test_trio_wf_and_graphs_without_class_tasks_never_import_ewokscore() -> None:
+def test_trio_wf_and_graphs_without_class_tasks_never_import_ewokscore(
+    tmp_path: Path,
+) -> None:
     """The extra costs nothing to those who do not use it (fresh interpreter)."""
-    assert "ewokscore" not in _imports_after("import trio_wf, trio_wf.workflow")
+    imported = _imports_after("import trio_wf, trio_wf.workflow", tmp_path)
+    assert "ewokscore" not in imported
     code = textwrap.dedent(
         """
         from trio_wf.workflow import execute_graph
@@ -199,4 +235,5 @@ def test_trio_wf_and_graphs_without_class_tasks_never_import_ewokscore() -> None
         """
     )
     code = f"import sys; sys.path.append({str(Path(__file__).parents[2])!r})\n" + code
-    assert not [name for name in _imports_after(code) if name.startswith("ewoks")]
+    imported = _imports_after(code, tmp_path)
+    assert not [name for name in imported if name.startswith("ewoks")]
