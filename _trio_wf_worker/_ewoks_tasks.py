@@ -30,8 +30,7 @@ from typing import Any
 from ._tasks import check_task_class, is_ewoks_task_class, load_task, run_class_task
 
 #: What the parent sends along with an ewoks node: ``(varinfo, execinfo,
-#: task_options, output_task)``, or None when the run has no ewoks settings
-#: (execinfo is None for now: trio_wf sends no ewoks events yet).
+#: task_options, output_task)``, or None when the run has no ewoks settings.
 Settings = tuple[Any, Any, Any, bool]
 
 

@@ -53,9 +53,6 @@ class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
     ) -> dict[Any, Any]:
         """Run ``graph`` (a ``TaskGraph``, or what ewokscore's ``load_graph``
         reads) on trio_wf; the options are in the "Using trio_wf with ewoks" docs.
-
-        ``execinfo`` (ewoks events) is accepted and not used: trio_wf does not
-        send ewoks events yet.
         """
         taskgraph = ewoks_load_graph(graph, **(load_options or {}))
         trusted = execute_options.pop("trusted", True)
@@ -77,6 +74,7 @@ class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
             allowed_tasks=allowed_tasks,
         )
         options["varinfo"] = varinfo
+        options["execinfo"] = execinfo
         options["task_options"] = task_options
         options["outputs"] = outputs
         options["merge_outputs"] = True if merge_outputs is None else merge_outputs

@@ -24,7 +24,7 @@ from ._allow import AllowedTasks
 from ._backends import choose_worker_type, open_backend
 from ._cache import ResultCache
 from ._events import EventCallback, NodeStatus
-from ._ewoks import ewoks_settings
+from ._ewoks import ewoks_events, ewoks_settings
 from ._load import GraphSource, load_graph
 from ._results import collect_results, ids_with_status, raise_for_failures
 from ._selectors import OutputsSpec, output_selection
@@ -62,6 +62,7 @@ class ExecuteOptions(TypedDict, total=False):
     varinfo: Mapping[str, Any] | None
     task_options: Mapping[str, Any] | None
     output_tasks: bool
+    execinfo: Mapping[str, Any] | str | bool | None
 
 
 async def aexecute_graph(
@@ -85,6 +86,7 @@ async def aexecute_graph(
     varinfo: Mapping[str, Any] | None = None,
     task_options: Mapping[str, Any] | None = None,
     output_tasks: bool = False,
+    execinfo: Mapping[str, Any] | str | bool | None = None,
 ) -> dict[Any, Any]:
     """Run a workflow graph from Trio; every node's task runs in a worker.
 
@@ -145,6 +147,10 @@ async def aexecute_graph(
         output_tasks: return ``{node_id: task}``, the ewokscore ``Task``
             each node executed, instead of outputs (what ewokscore's test
             helpers inspect); needs the extra.
+        execinfo: ewoks events: job and workflow start and end events from
+            this process, node events from each ewokscore task, sent to the
+            ``handlers`` it names (ewokscore's ``execinfo``: a dict, a job
+            id, or true); needs the extra.  None (the default) sends none.
 
     Returns:
         The selected outputs, merged or per node.  Only nodes that completed
@@ -178,44 +184,50 @@ async def aexecute_graph(
     if timeout is not None and not timeout >= 0:  # also rejects NaN
         msg = f"timeout must be a non-negative number of seconds, got {timeout!r}"
         raise ValueError(msg)
-    ewoks = ewoks_settings(graph, varinfo, task_options, output_tasks)
+    ewoks = ewoks_settings(graph, varinfo, task_options, output_tasks, execinfo)
     if cache_dir is not None and ewoks is not None and ewoks.varinfo is not None:
         msg = "pass either cache_dir (trio_wf's store) or varinfo (ewokscore's)"
         raise ValueError(msg)
     cache = None if cache_dir is None else ResultCache.open(cache_dir)
 
-    limiter = None
-    if max_workers is not None or context is None:
-        limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
-    run: Run | None = None
-    with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
-        backend = open_backend(kind) if context is None else nullcontext(context)
-        async with backend as runner:
-            run = Run(
-                graph,
-                TaskRunner(runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks),
-                on_event,
-                max_iterations,
-                cache,
+    # ewoks events, if asked for: the end events carry what leaves the block.
+    with ewoks_events(ewoks, graph) as ewoks:
+        limiter = None
+        if max_workers is not None or context is None:
+            limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
+        run: Run | None = None
+        with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+            backend = open_backend(kind) if context is None else nullcontext(context)
+            async with backend as runner:
+                run = Run(
+                    graph,
+                    TaskRunner(
+                        runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks
+                    ),
+                    on_event,
+                    max_iterations,
+                    cache,
+                )
+                await run.run()
+        # cancel_called, not cancelled_caught: threads are waited for, and the
+        # run may end normally after its deadline; it still took too long.
+        if scope.cancel_called:
+            running = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
+            msg = f"{graph.display_name} did not finish within {timeout} s" + (
+                f"; nodes {running} were running and have been killed"
+                if running
+                else ""
             )
-            await run.run()
-    # cancel_called, not cancelled_caught: threads are waited for, and the
-    # run may end normally after its deadline; it still took too long.
-    if scope.cancel_called:
-        running = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
-        msg = f"{graph.display_name} did not finish within {timeout} s" + (
-            f"; nodes {running} were running and have been killed" if running else ""
-        )
-        raise TimeoutError(msg)
-    assert run is not None
-    results = collect_results(run, selection, merge_outputs)
-    if raise_on_error:
-        raise_for_failures(run, results)
-    if output_tasks:
-        tasks = run.runner.tasks
-        order = graph.analysis.order
-        return {node_id: tasks[node_id] for node_id in order if node_id in tasks}
-    return results
+            raise TimeoutError(msg)
+        assert run is not None
+        results = collect_results(run, selection, merge_outputs)
+        if raise_on_error:
+            raise_for_failures(run, results)
+        if output_tasks:
+            tasks = run.runner.tasks
+            order = graph.analysis.order
+            return {node_id: tasks[node_id] for node_id in order if node_id in tasks}
+        return results
 
 
 def execute_graph(
