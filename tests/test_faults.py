@@ -61,6 +61,7 @@ import trio_wf
 from _trio_wf_worker import _protocol, _shm
 from _trio_wf_worker._protocol import HEADER
 from trio_wf import BrokenWorkerError, WorkerContextStatistics, WorkerType
+from trio_wf._channel import Channel
 from trio_wf._worker import ProcessWorker
 
 from . import fault_workers as fw, workers
@@ -347,9 +348,9 @@ async def test_row14_cancel_kills_with_large_data_in_flight(
     received through the pipe, raises Cancelled and reaps the worker."""
     scope = trio.CancelScope()
     lengths: list[int] = []
-    read_some = ProcessWorker._read_some
+    read_some = Channel._read_some
 
-    async def read_then_cancel(self: ProcessWorker, cancellable: bool) -> bytes:
+    async def read_then_cancel(self: Channel, cancellable: bool) -> bytes:
         # The reply's header has arrived, its 64 MiB body is still on the way: the
         # next wait inside receive() is where Cancelled lands.
         data = await read_some(self, cancellable)
@@ -369,9 +370,9 @@ async def test_row14_cancel_kills_with_large_data_in_flight(
         with trio.fail_after(20):
             victim = await ctx.run_sync(workers.pid)
             if when == "receiving":
-                monkeypatch.setattr(ProcessWorker, "_read_some", read_then_cancel)
+                monkeypatch.setattr(Channel, "_read_some", read_then_cancel)
                 await call()
-                monkeypatch.setattr(ProcessWorker, "_read_some", read_some)
+                monkeypatch.setattr(Channel, "_read_some", read_some)
                 assert lengths == [lengths[0]]
                 assert lengths[0] > BIG  # cancelled inside the big reply
             else:

@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import Any, TypeVar, final
 
 import attrs
 import trio
 
 from _trio_wf_worker._protocol import describe_callable
+from _trio_wf_worker._shm import Outgoing
 
 from . import _proc
+from ._jobs import encode_job
 from ._pool import WorkerPool
 from ._util import NoPublicConstructor, is_int_at_least
+from ._worker import Launcher, ProcessWorker, WorkerConfig
 
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
 else:
     from typing_extensions import TypeVarTuple, Unpack
-
-if TYPE_CHECKING:
-    from ._pool import Launcher
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
@@ -133,14 +134,18 @@ class WorkerContext(metaclass=NoPublicConstructor):
     worker_type: WorkerType = attrs.field(
         default=WorkerType.SPAWN, converter=_to_worker_type
     )
-    _pool: WorkerPool = attrs.field(init=False, repr=False)
+    _pool: WorkerPool[Outgoing] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        pool = WorkerPool(
+        config = WorkerConfig(
             _LAUNCHERS[self.worker_type],
             idle_timeout=self.idle_timeout,
             init=self.init,
             retire=self.retire,
+        )
+        pool = WorkerPool(
+            functools.partial(ProcessWorker.start, config),
+            encode_job,
             grace_period=self.grace_period,
         )
         object.__setattr__(self, "_pool", pool)

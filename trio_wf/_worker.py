@@ -1,188 +1,242 @@
-"""The parent's handle on one worker process: framed messages over its pipes."""
+"""`ProcessWorker`: one worker process behind the `AbstractWorker` seam.
+
+Everything the pool must not know lives here: the process object, its pipes,
+its shared memory arena and the protocol messages.  A job's exchange ends in one
+of these ways, each detected on the pipe, without polling:
+
+* a reply (``OK`` or ``ERROR``): the job ran; its outcome goes to the caller;
+* ``BYE``: the worker left *without taking the job* (idle timeout, ``retire``),
+  so the job is resubmitted to another worker and the race is invisible;
+* ``RETIRE_FAILED``: ``retire`` raised after the previous job; this call fails
+  with `BrokenWorkerError` (the job never ran);
+* EOF: the worker died; this call alone fails with `BrokenWorkerError`, unless
+  the worker was gone before it read any of the job (killed while idle, say),
+  which is then resubmitted.
+"""
 
 from __future__ import annotations
 
-import os
+import math
 import pickle
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any, final
 
+import outcome
 import trio
 
-from _trio_wf_worker._protocol import CONFIG, HEADER, frame
-from _trio_wf_worker._shm import Arena
+from _trio_wf_worker._protocol import (
+    BYE,
+    CONFIG,
+    ERROR,
+    INIT_FAILED,
+    OK,
+    READY,
+    RETIRE_FAILED,
+    describe_callable,
+    dumps,
+    frame,
+)
+from _trio_wf_worker._shm import SHM, Arena, Outgoing
 
-from ._errors import WorkerExit
-from ._proc import ChildProcess, Launched, close_fds
+from ._abc import RESUBMIT, AbstractWorker, Resubmit
+from ._channel import Channel, WorkerDied
+from ._errors import BrokenWorkerError, WorkerExit
+from ._jobs import arena_error, decode_exception, unpickling_error
+from ._proc import ChildProcess, Launched
 
-_READ_SIZE = 1 << 16
+Launcher = Callable[[], Awaitable[Launched]]
+
 # How long a worker that announced its exit gets to finish it (flushing output,
 # running its atexit handlers) before it is killed.
 _LEAVING_TIMEOUT = 1.0
 
 
-class WorkerDied(Exception):
-    """The worker's pipe reached EOF: it died (the pool turns this into an error)."""
+@final
+class WorkerConfig:
+    """What every worker of one context is started with."""
+
+    __slots__ = ("callables", "idle_timeout", "init_name", "launch", "retire_name")
+
+    def __init__(
+        self,
+        launch: Launcher,
+        *,
+        idle_timeout: float,
+        init: Callable[[], object],
+        retire: Callable[[], object],
+    ) -> None:
+        """Check that ``init`` and ``retire`` can reach the workers.
+
+        Raises:
+            TypeError: if they cannot be pickled (before any worker starts).
+        """
+        self.launch = launch
+        self.idle_timeout = idle_timeout
+        self.init_name = describe_callable(init)
+        self.retire_name = describe_callable(retire)
+        try:
+            self.callables = dumps((init, retire))
+        except Exception as exc:
+            msg = (
+                f"init ({self.init_name}) and retire ({self.retire_name}) must be "
+                f"picklable to reach the workers: {exc}"
+            )
+            raise TypeError(msg) from exc
+
+    def message(self, launched: Launched) -> bytes:
+        """The `CONFIG` message for a just-launched worker."""
+        config = {
+            "sys_path": sys.path,
+            "parent_pid": launched.parent_pid,
+            "die_with_parent": launched.die_with_parent,
+            "idle_timeout": self.idle_timeout,
+            "callables": self.callables,
+            "authkey": _multiprocessing_authkey(),
+        }
+        return frame(CONFIG, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
 
 
-class WorkerGone(WorkerDied):
-    """The worker was gone before it read the whole message, which never ran."""
+@final
+class ProcessWorker(AbstractWorker[Outgoing]):
+    """One worker process, seen from the parent."""
 
+    __slots__ = ("_arena", "_channel", "_config", "pid", "process")
 
-class ProcessWorker:
-    """One worker process, seen from the parent.
-
-    ``run`` sends a framed job and returns the framed reply.  The pipes are
-    non-blocking; a small message costs one ``write`` and one ``read``.
-    """
-
-    __slots__ = ("_buffer", "_recv_fd", "_send_fd", "arena", "pid", "process")
-
-    def __init__(self, launched: Launched) -> None:
+    def __init__(self, launched: Launched, config: WorkerConfig) -> None:
         self.process: ChildProcess = launched.process
         self.pid = launched.process.pid
-        self._send_fd: int | None = launched.send_fd
-        self._recv_fd = launched.recv_fd
-        self.arena = Arena(launched.arena_fd)
-        self._buffer = b""
+        self._channel = Channel(launched.send_fd, launched.recv_fd)
+        self._arena = Arena(launched.arena_fd)
+        self._config = config
 
     @classmethod
-    async def start(
-        cls,
-        launch: Callable[[], Awaitable[Launched]],
-        idle_timeout: float,
-        callables: bytes,
-    ) -> tuple[ProcessWorker, int, bytes | bytearray]:
-        """Start a worker; return it with its first reply (`READY` or an error)."""
-        launched = await launch()
-        worker = cls(launched)
+    async def start(cls, config: WorkerConfig) -> ProcessWorker:
+        """Start a worker and wait until it is ready for its first job.
+
+        Raises:
+            BrokenWorkerError: if it died while starting, or its ``init`` raised
+                (which is then the ``__cause__``).
+        """
+        launched = await config.launch()
+        worker = cls(launched, config)
         try:
-            config = pickle.dumps(
-                {
-                    "sys_path": sys.path,
-                    "parent_pid": launched.parent_pid,
-                    "die_with_parent": launched.die_with_parent,
-                    "idle_timeout": idle_timeout,
-                    "callables": callables,
-                    "authkey": _multiprocessing_authkey(),
-                },
-                pickle.HIGHEST_PROTOCOL,
-            )
-            kind, payload = await worker.run(frame(CONFIG, config))
+            # A worker gone before it read its configuration is found at EOF.
+            await worker._channel.send(config.message(launched), True)
+            kind, payload = await worker._channel.receive(True)
         except WorkerDied:
-            raise WorkerDied(await worker.kill_and_reap()) from None
+            died = await worker.kill_and_reap()
+            msg = f"{died.describe()} while starting up; see its stderr"
+            raise BrokenWorkerError(msg, died) from None
         except BaseException:
             await worker.kill_and_reap()
             raise
-        return worker, kind, payload
+        if kind == READY:
+            return worker
+        died = await worker.reap_leaving()
+        if kind == INIT_FAILED:
+            msg = (
+                f"init callable {config.init_name} raised in new worker process "
+                f"{worker.pid}; the call was not run"
+            )
+            try:
+                cause: BaseException | None = pickle.loads(payload)
+            except Exception as exc:
+                cause = exc
+            raise BrokenWorkerError(msg, died) from cause
+        msg = f"new worker process {worker.pid} sent unexpected message kind {kind}"
+        raise BrokenWorkerError(msg, died)  # pragma: no cover, protocol invariant
 
     async def run(
-        self, message: bytes, *, cancellable: bool = True
-    ) -> tuple[int, bytes | bytearray]:
-        """Send one message and wait for the reply.
-
-        Raises `WorkerGone` if the worker was already gone (the message never
-        ran), `WorkerDied` if it died after receiving it.  If not ``cancellable``,
-        a cancellation does not interrupt the exchange: it is delivered again at
-        the caller's next checkpoint, since its scope stays cancelled.
-        """
-        delivered = await self._send(message, cancellable)
+        self, fn: Callable[..., object], job: Outgoing, *, kill_on_cancel: bool
+    ) -> outcome.Outcome[Any] | Resubmit:
         try:
-            return await self.receive(cancellable)
+            message = self._arena.write(job)
+        except OSError as exc:  # the arena could not grow: the worker is fine
+            return outcome.Error(arena_error(fn, self.pid, exc))
+        # No liveness probe: a worker that left or died while idle is found out
+        # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
+        # job it never read is resubmitted.
+        delivered = False
+        try:
+            delivered = await self._channel.send(message, kill_on_cancel)
+            kind, payload = await self._channel.receive(kill_on_cancel)
         except WorkerDied:
-            if delivered:
-                raise
-            raise WorkerGone from None
-
-    async def _send(self, data: bytes, cancellable: bool) -> bool:
-        """Write ``data``; return False if the worker was gone before any of it.
-
-        A worker that dies after taking part of a message counts as having got
-        it: the message itself may be what killed it (a huge argument, say), so
-        it must not be sent again and again.
-        """
-        fd = self._send_fd
-        assert fd is not None
-        try:
-            sent = os.write(fd, data)
-        except BlockingIOError:
-            sent = 0
-        except BrokenPipeError:
-            # Gone before this message: it may have said goodbye (idle timeout,
-            # retire) before exiting, which receive() reads.
-            return False
-        try:
-            if sent == len(data):
-                return True
-            view = memoryview(data)[sent:]
-            while view:
-                await _wait(trio.lowlevel.wait_writable, fd, cancellable)
-                try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    pass
-        except BrokenPipeError:
-            pass  # died while receiving: receive() reads EOF
-        return True
-
-    async def receive(self, cancellable: bool = True) -> tuple[int, bytes | bytearray]:
-        """Wait for the next whole message from the worker."""
-        buffer = self._buffer
-        while len(buffer) < HEADER.size:
-            buffer += await self._read_some(cancellable)
-        length, kind = HEADER.unpack_from(buffer)
-        end = HEADER.size + length
-        if len(buffer) >= end:
-            self._buffer = buffer[end:]
-            return kind, buffer[HEADER.size : end]
-        # A large message: read the rest straight into its final buffer.
-        out = bytearray(length)
-        view = memoryview(out)
-        have = len(buffer) - HEADER.size
-        view[:have] = buffer[HEADER.size :]
-        self._buffer = b""
-        while have < length:
-            await _wait(trio.lowlevel.wait_readable, self._recv_fd, cancellable)
+            died = await self.kill_and_reap()
+            if not delivered:
+                return RESUBMIT  # gone before reading the job: it never ran
+            msg = f"{died.describe()} while running {describe_callable(fn)}"
+            raise BrokenWorkerError(msg, died) from None
+        except BaseException:
+            # Cancelled (kill_on_cancel=True) or interrupted mid-message: the
+            # worker's state is unknown, so it goes.
+            await self.kill_and_reap()
+            raise
+        base = kind & ~SHM
+        if base == OK:
+            # Unpickled before the worker goes back: the arena is reused.
             try:
-                got = os.readv(self._recv_fd, [view[have:]])
-            except BlockingIOError:
-                continue
-            if not got:
-                raise WorkerDied
-            have += got
-        return kind, out
+                return outcome.Value(self._arena.loads(kind, payload))
+            except BaseException as exc:
+                return outcome.Error(unpickling_error("result", fn, self.pid, exc))
+        if base == ERROR:
+            return outcome.Error(decode_exception(fn, self.pid, payload))
+        with trio.CancelScope(shield=not kill_on_cancel):
+            await self._goodbye(kind, payload)
+        return RESUBMIT
 
-    async def _read_some(self, cancellable: bool) -> bytes:
-        while True:
-            await _wait(trio.lowlevel.wait_readable, self._recv_fd, cancellable)
-            try:
-                data = os.read(self._recv_fd, _READ_SIZE)
-            except BlockingIOError:
-                continue
-            if not data:
-                raise WorkerDied
-            return data
+    async def _goodbye(self, kind: int, payload: bytes | bytearray) -> None:
+        """Deal with a worker that answered a job by leaving, without running it."""
+        if kind == BYE:
+            return  # exiting by itself, reaped later off this call's path
+        died = await self.reap_leaving()
+        if kind == RETIRE_FAILED:
+            msg = (
+                f"retire callable {self._config.retire_name} raised in worker "
+                f"process {self.pid} after its previous job; this call was not run. "
+                f"Remote traceback:\n{bytes(payload).decode(errors='replace')}"
+            )
+        else:  # pragma: no cover, protocol invariant
+            msg = f"worker process {self.pid} sent unexpected message kind {kind}"
+        raise BrokenWorkerError(msg, died)
 
-    def has_news(self) -> bool:
-        """Whether an idle worker has said something (goodbye) or died, now."""
-        if self._buffer:
-            return True
-        try:
-            data = os.read(self._recv_fd, _READ_SIZE)
-        except BlockingIOError:
-            return False
-        self._buffer += data  # b"" at EOF: receive() then raises WorkerDied
-        return True
+    def has_left(self) -> bool:
+        return self._channel.has_news()
 
     def died_while_idle(self) -> bool:
-        """Whether this idle worker's pipe reads EOF, with no goodbye before it."""
-        return self.has_news() and not self._buffer
+        return self._channel.at_eof()
 
     def shutdown(self) -> None:
-        """Close the job pipe: an idle worker sees EOF and exits cleanly."""
-        if self._send_fd is not None:
-            close_fds(self._send_fd)
-            self._send_fd = None
+        self._channel.close_send()
+
+    def reap_if_exited(self) -> bool:
+        if self.process.poll() is None:
+            return False
+        self.release()
+        return True
+
+    async def wait(self) -> None:
+        await self.process.wait()
+
+    def wait_blocking(self, timeout: float) -> None:
+        self.process.wait_blocking(timeout)
+
+    def kill(self) -> bool:
+        if self.process.poll() is not None:
+            return False
+        self.process.kill()
+        return True
+
+    async def reap(self) -> WorkerExit:
+        with trio.CancelScope(shield=True):
+            code = await self.process.wait()
+        self.release()
+        return WorkerExit(self.pid, code)
+
+    def reap_blocking(self) -> WorkerExit:
+        code = self.process.wait_blocking(math.inf)
+        self.release()
+        return WorkerExit(self.pid, code)
 
     async def reap_leaving(self) -> WorkerExit:
         """Reap a worker that is exiting by itself; kill it if it takes too long.
@@ -202,38 +256,13 @@ class ProcessWorker:
         self.process.kill()
         return await self.reap()
 
-    async def reap(self) -> WorkerExit:
-        """Wait for the worker to exit (shielded) and release its descriptors."""
-        with trio.CancelScope(shield=True):
-            code = await self.process.wait()
-        self.release()
-        return WorkerExit(self.pid, code)
-
     def release(self) -> None:
         """Close the parent's ends of the pipes and the arena (the process is gone).
 
         The arena's memory goes back to the kernel with its last holder.
         """
-        self.shutdown()
-        if self._recv_fd >= 0:
-            close_fds(self._recv_fd)
-            self._recv_fd = -1
-        self.arena.close()
-
-
-async def _wait(
-    wait: Callable[[int], Awaitable[None]], fd: int, cancellable: bool
-) -> None:
-    if cancellable:
-        await wait(fd)
-        return
-    try:
-        await wait(fd)
-    except trio.Cancelled:
-        # Swallowed on purpose: the scope stays cancelled, so the next
-        # checkpoint after the exchange raises a fresh Cancelled.
-        with trio.CancelScope(shield=True):
-            await wait(fd)
+        self._channel.close()
+        self._arena.close()
 
 
 def _multiprocessing_authkey() -> bytes | None:
