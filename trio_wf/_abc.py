@@ -74,7 +74,7 @@ class Resubmit(enum.Enum):
 
 RESUBMIT: Final = Resubmit.RESUBMIT
 """What `AbstractWorker.run` returns when the job never ran and must go to
-another worker: the worker left (idle timeout, ``retire``) just before it."""
+another worker: the worker left (idle timeout, ``retire``) or died just before."""
 
 
 class AbstractWorker(ABC, Generic[JobT]):
@@ -84,7 +84,7 @@ class AbstractWorker(ABC, Generic[JobT]):
     ready for a job, or raises `BrokenWorkerError` (it could not start) or
     `trio.Cancelled` having left nothing behind.  Then it runs jobs, waiting in
     the pool's cache in between, until it leaves by itself or is shut down, and
-    is reaped exactly once.  ``JobT`` is what the pool's ``encode`` makes of a
+    is reaped once.  ``JobT`` is what the pool's ``encode`` makes of a
     call, once per call, however many workers it is offered to.
 
     The pool calls these with :exc:`KeyboardInterrupt` protection on, so that a

@@ -162,9 +162,12 @@ class ProcessWorker(AbstractWorker[Outgoing]):
             delivered = await self._channel.send(message, kill_on_cancel)
             kind, payload = await self._channel.receive(kill_on_cancel)
         except WorkerDied:
-            died = await self.kill_and_reap()
             if not delivered:
-                return RESUBMIT  # gone before reading the job: it never ran
+                # Gone before reading the job (killed while idle, say), which
+                # never ran: the pool reaps the worker with those that left.
+                self.process.kill()
+                return RESUBMIT
+            died = await self.kill_and_reap()
             msg = f"{died.describe()} while running {describe_callable(fn)}"
             raise BrokenWorkerError(msg, died) from None
         except BaseException:
