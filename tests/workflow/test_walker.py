@@ -302,7 +302,7 @@ async def test_positional_inputs(autojump_clock: Any, backend: InProcess) -> Non
     with pytest.raises(WorkflowExecutionError) as info:
         await aexecute_graph(gap, context=backend)
     assert isinstance(info.value.__cause__, TaskInputError)
-    assert "positional inputs [0, 2] but not [1]" in str(info.value)
+    assert "positional inputs [0, 2] but not 1:" in str(info.value)
 
 
 async def test_outputs_selection(autojump_clock: Any, backend: InProcess) -> None:

@@ -30,11 +30,11 @@ from ._graph import (
     NodeId as NodeId,
 )
 from ._graph_run import GraphRun as GraphRun, open_graph_run as open_graph_run
-from ._load import (
+from ._limits import (
     MAX_GRAPH_BYTES as MAX_GRAPH_BYTES,
     MAX_GRAPH_DEPTH as MAX_GRAPH_DEPTH,
-    load_graph as load_graph,
 )
+from ._load import load_graph as load_graph
 
 __all__ = (
     "MAX_GRAPH_BYTES",

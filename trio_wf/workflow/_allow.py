@@ -12,6 +12,7 @@ import os
 from collections.abc import Collection, Iterable
 from importlib import metadata
 
+from .._util import quote
 from ._errors import GraphValidationError
 from ._graph import Graph, Node
 
@@ -42,7 +43,7 @@ def check_allowed_nodes(
     ):
         msg = (
             f"allowed_tasks must be a collection of identifier patterns (str), "
-            f"got {allowed_tasks!r}"
+            f"got {quote(allowed_tasks)}"
         )
         raise TypeError(msg)
     matcher = _Matcher(allowed_tasks)
@@ -56,8 +57,9 @@ def check_allowed_nodes(
         if entry_points.matches(identifier):
             continue
         msg = (
-            f"node {node.id!r}: task_identifier {identifier!r} is not allowed: it "
-            f"matches neither allowed_tasks nor a {ENTRY_POINT_GROUP!r} entry point"
+            f"node {quote(node.id)}: task_identifier {quote(identifier)} is not "
+            f"allowed: it matches neither allowed_tasks nor a "
+            f"{ENTRY_POINT_GROUP!r} entry point"
         )
         raise GraphValidationError(msg, node_id=node.id)
 

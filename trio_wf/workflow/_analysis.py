@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from .._util import ITEMS_LIMIT, quote
 from ._errors import GraphValidationError
 from ._graph import GraphAnalysis, InputName, Link, Loop, Node, NodeId, describe_link
 from ._topology import condensed_order, find_cycle, strongly_connected
@@ -97,7 +98,7 @@ def analyse(nodes: Sequence[Node], links: Sequence[Link]) -> GraphAnalysis:
         targets=targets,
         in_links=in_links,
         out_links=out_links,
-        else_values=_else_values(nodes, links, sources, out_links),
+        else_values=_else_values(nodes, links, sources),
     )
 
 
@@ -112,7 +113,12 @@ def _reject_endless_cycles(
     unconditional = [not link.is_conditional for link in links]
     cycle = find_cycle(len(nodes), sources, targets, in_links, unconditional)
     if cycle is not None:
-        names = " -> ".join(repr(nodes[i].id) for i in [*cycle, cycle[0]])
+        steps = [quote(nodes[i].id) for i in cycle[:ITEMS_LIMIT]]
+        if len(cycle) > ITEMS_LIMIT:
+            steps.append(f"... ({len(cycle)} nodes)")
+        else:
+            steps.append(steps[0])  # back where it started
+        names = " -> ".join(steps)
         msg = (
             f"the graph has a cycle without a conditional link, which would "
             f"never end: {names}; add conditions to one of its links"
@@ -221,8 +227,9 @@ def _check_required_inputs(
                         for j in (other, k)
                     )
                     msg = (
-                        f"node {nodes[i].id!r}: input {mapping.target_input!r} is "
-                        f"written by two required links, {first} and {second}; "
+                        f"node {quote(nodes[i].id)}: input "
+                        f"{quote(mapping.target_input)} is written by two required "
+                        f"links, {first} and {second}; "
                         f"make one of them optional (required: false) or map to "
                         f"another input"
                     )
@@ -230,33 +237,30 @@ def _check_required_inputs(
 
 
 def _else_values(
-    nodes: Sequence[Node],
-    links: Sequence[Link],
-    sources: Sequence[int],
-    out_links: Sequence[Sequence[int]],
+    nodes: Sequence[Node], links: Sequence[Link], sources: Sequence[int]
 ) -> tuple[tuple[tuple[Any, ...] | None, ...], ...]:
-    tested: dict[tuple[int, str], list[Any]] = {}
-    for i, ks in enumerate(out_links):
-        for k in ks:
-            for condition in links[k].conditions:
-                values = tested.setdefault((i, condition.source_output), [])
-                values.append(condition.value)
-    result = []
+    # Per source node and output, the values its conditions test other than
+    # the else value: one tuple, shared by all its else conditions, so that a
+    # node with thousands of else links costs thousands, not millions.
+    others: dict[tuple[int, str], list[Any]] = {}
+    is_else = []
     for k, link in enumerate(links):
-        node = nodes[sources[k]]
-        per_condition: list[tuple[Any, ...] | None] = []
+        else_value = nodes[sources[k]].conditions_else_value
+        flags = []
         for condition in link.conditions:
-            if _equal(condition.value, node.conditions_else_value):
-                others = tuple(
-                    value
-                    for value in tested[sources[k], condition.source_output]
-                    if not _equal(value, node.conditions_else_value)
-                )
-                per_condition.append(others)
-            else:
-                per_condition.append(None)
-        result.append(tuple(per_condition))
-    return tuple(result)
+            flags.append(_equal(condition.value, else_value))
+            values = others.setdefault((sources[k], condition.source_output), [])
+            if not flags[-1]:
+                values.append(condition.value)
+        is_else.append(flags)
+    shared = {key: tuple(values) for key, values in others.items()}
+    return tuple(
+        tuple(
+            shared[sources[k], condition.source_output] if flag else None
+            for condition, flag in zip(link.conditions, is_else[k], strict=True)
+        )
+        for k, link in enumerate(links)
+    )
 
 
 def _equal(a: Any, b: Any) -> bool:

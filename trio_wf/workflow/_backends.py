@@ -18,6 +18,8 @@ import trio
 
 import trio_wf
 
+from .._util import quote
+
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
 else:
@@ -113,7 +115,7 @@ def choose_worker_type(
 ) -> str | None:
     """The one backend the options name (``None``: the default), or a ValueError."""
     given = [
-        f"{name}={value!r}"
+        f"{name}={quote(value)}"
         for name, value in (
             ("worker_type", worker_type),
             ("pool_type", pool_type),
@@ -138,7 +140,7 @@ def choose_worker_type(
         value = worker_type
     if value is None:
         choices = ", ".join(map(repr, WORKER_TYPES))
-        msg = f"worker_type must be one of {choices}, got {worker_type!r}"
+        msg = f"worker_type must be one of {choices}, got {quote(worker_type)}"
         raise ValueError(msg)
     return str(value)
 
@@ -149,7 +151,7 @@ def _translate(name: str, value: Any, table: dict[str, str], engine: str) -> str
     except (KeyError, TypeError):
         known = ", ".join(f"{k!r} (= worker_type {v!r})" for k, v in table.items())
         msg = (
-            f"{name}={value!r} has no trio_wf equivalent; the {engine} values "
+            f"{name}={quote(value)} has no trio_wf equivalent; the {engine} values "
             f"trio_wf accepts are {known}, or use worker_type"
         )
         raise ValueError(msg) from None

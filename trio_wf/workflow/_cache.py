@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from .._util import quote
 from ._graph import InputName, Node
 
 # Changes whenever the key's recipe or the file format changes.
@@ -48,18 +49,18 @@ class ResultCache:
         os.makedirs(path, mode=0o700, exist_ok=True)
         info = os.stat(path)
         if not stat.S_ISDIR(info.st_mode):  # pragma: no cover, makedirs raised
-            msg = f"cache_dir {path!r} is not a directory"
+            msg = f"cache_dir {quote(path)} is not a directory"
             raise NotADirectoryError(msg)
         if hasattr(os, "getuid"):
             if info.st_uid != os.getuid():
                 msg = (
-                    f"cache_dir {path!r} belongs to another user: its pickle "
+                    f"cache_dir {quote(path)} belongs to another user: its pickle "
                     f"files could run their code as you; use a directory of yours"
                 )
                 raise PermissionError(msg)
             if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 msg = (
-                    f"cache_dir {path!r} is writable by other users, who could "
+                    f"cache_dir {quote(path)} is writable by other users, who could "
                     f"plant pickle files that run code as you; chmod go-w it"
                 )
                 raise PermissionError(msg)

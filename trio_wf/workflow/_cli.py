@@ -14,14 +14,17 @@ import pprint
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import trio
 
+from .._util import QUOTE_LIMIT, quote, shorten
 from ._backends import WORKER_TYPES
 from ._errors import GraphValidationError, WorkflowExecutionError
 from ._events import NodeEvent
 from ._execute import MAX_ITERATIONS, aexecute_graph, execute_graph
+from ._graph import Graph
 from ._load import load_graph
 
 EXIT_FAILED = 1
@@ -159,12 +162,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(options: argparse.Namespace) -> int:
     if not os.path.isfile(options.graph):
-        _say(f"error: graph file {options.graph!r} does not exist")
+        _say(f"error: graph file {quote(options.graph)} does not exist")
         return EXIT_USAGE
+    # A Path: a file name is never taken for JSON text, whatever its characters.
+    graph: Graph | Path = Path(options.graph)
+    inputs = options.inputs
     try:
-        graph = load_graph(options.graph, trusted=options.trusted)
+        if options.trusted:
+            # One load, which checks the allow-list before importing anything
+            # (a second one, in the run, would come too late), and sees the
+            # inputs when it checks that every required input has a source.
+            graph = load_graph(
+                graph,
+                trusted=True,
+                inputs=inputs,
+                allowed_tasks=options.allowed_tasks,
+            )
+            inputs = None
         run_options: dict[str, Any] = {
-            "inputs": options.inputs,
+            "inputs": inputs,
             "max_workers": options.max_workers,
             "timeout": options.timeout,
             "max_iterations": options.max_iterations,
@@ -207,7 +223,7 @@ def _run(options: argparse.Namespace) -> int:
 
 
 async def _run_on_dask(
-    graph: Any, address: str, insecure: bool, run_options: dict[str, Any]
+    graph: Graph | Path, address: str, insecure: bool, run_options: dict[str, Any]
 ) -> dict[Any, Any]:
     from trio_wf._dask import open_dask_context  # an optional extra
 
@@ -229,20 +245,24 @@ def _print_results(results: dict[Any, Any], as_json: bool, out: TextIO) -> None:
 
 def _report(event: NodeEvent) -> None:
     where = f" (iteration {event.iteration})" if event.iteration > 1 else ""
+    # Labels and error messages come from the graph and its tasks: a part.
+    label = shorten(event.label, QUOTE_LIMIT)
     if event.kind == "start":
-        _say(f"{event.label}: started{where}")
+        _say(f"{label}: started{where}")
     elif event.kind == "end":
         pid = "" if event.worker_pid is None else f" in process {event.worker_pid}"
-        _say(f"{event.label}: done in {event.duration:.3f} s{pid}{where}")
+        _say(f"{label}: done in {event.duration:.3f} s{pid}{where}")
     elif event.kind == "cached":
-        _say(f"{event.label}: outputs read from the cache{where}")
+        _say(f"{label}: outputs read from the cache{where}")
     else:
         error = event.error
-        _say(f"{event.label}: failed: {type(error).__name__}: {error}{where}")
+        reason = shorten(str(error))
+        _say(f"{label}: failed: {type(error).__name__}: {reason}{where}")
 
 
 def _say(message: str) -> None:
-    print(f"trio-wf: {message}", file=sys.stderr, flush=True)
+    # Messages quote graphs and tasks: one line of bounded length each.
+    print(f"trio-wf: {shorten(message)}", file=sys.stderr, flush=True)
 
 
 def _only_interrupts(exc: BaseException) -> bool:
@@ -259,7 +279,7 @@ def _json_inputs(text: str) -> Any:
             with open(text[1:], encoding="utf-8") as file:
                 text = file.read()
         except OSError as exc:
-            msg = f"cannot read {text[1:]!r}: {exc.strerror}"
+            msg = f"cannot read {quote(text[1:])}: {exc.strerror}"
             raise argparse.ArgumentTypeError(msg) from None
     try:
         value = json.loads(text)
@@ -278,7 +298,7 @@ def _positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        msg = f"must be a positive integer, got {text!r}"
+        msg = f"must be a positive integer, got {quote(text)}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -289,6 +309,6 @@ def _seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not value >= 0:  # also rejects NaN
-        msg = f"must be a non-negative number of seconds, got {text!r}"
+        msg = f"must be a non-negative number of seconds, got {quote(text)}"
         raise argparse.ArgumentTypeError(msg)
     return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._util import shorten
+
 if TYPE_CHECKING:
     from ._events import NodeStatus
     from ._graph import NodeId
@@ -13,7 +15,9 @@ if TYPE_CHECKING:
 class GraphValidationError(ValueError):
     """A graph is malformed; raised by `load_graph` before anything runs.
 
-    The message names the offending node or link and says what to change.
+    The message names the offending node or link and says what to change; it
+    quotes at most a part of each value of the graph, and is cut (in the middle)
+    if it is longer than 2000 characters.
 
     Attributes:
         node_id: the id of the offending node, if one is to blame.
@@ -28,7 +32,7 @@ class GraphValidationError(ValueError):
         node_id: NodeId | None = None,
         link_index: int | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(shorten(message))
         self.node_id = node_id
         self.link_index = link_index
 
@@ -113,7 +117,7 @@ class WorkflowExecutionError(RuntimeError):
         statuses: Mapping[NodeId, NodeStatus],
         results: Mapping[Any, Any],
     ) -> None:
-        super().__init__(message)
+        super().__init__(shorten(message))
         self.node_id = node_id
         self.label = label
         self.task_identifier = task_identifier

@@ -12,22 +12,24 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import trio
 
 import trio_wf
 
+from .._util import quote, quote_items
 from ._allow import AllowedTasks
 from ._backends import choose_worker_type, open_backend
 from ._cache import ResultCache
 from ._events import EventCallback, NodeStatus
 from ._ewoks import ewoks_events, ewoks_settings
+from ._graph import Graph
 from ._load import GraphSource, load_graph
 from ._results import collect_results, ids_with_status, raise_for_failures
-from ._selectors import OutputsSpec, output_selection
+from ._selectors import OutputsSpec, Selection, output_selection
 from ._tasks import TaskRunner
 from ._walker import Run
 
@@ -35,6 +37,8 @@ if sys.version_info >= (3, 11):
     from typing import Unpack
 else:
     from typing_extensions import Unpack
+
+T = TypeVar("T")
 
 #: How many times, by default, a node of a loop may run in one execution.
 MAX_ITERATIONS = 1000
@@ -117,8 +121,9 @@ async def aexecute_graph(
             for debugging); see :ref:`backends`.
         max_workers: how many tasks run at once (default: one per CPU for a
             private backend, the context's own limit otherwise).
-        timeout: seconds after which the run is stopped: running tasks are
-            killed (threads are waited for) and `TimeoutError` is raised.
+        timeout: seconds after which the run (loading the graph included) is
+            stopped: running tasks are killed (threads are waited for) and
+            `TimeoutError` is raised.
         raise_on_error: if false, return the outputs of the nodes that completed
             instead of raising `WorkflowExecutionError`.
         on_event: called with a `NodeEvent` when a node starts, ends or fails,
@@ -165,42 +170,48 @@ async def aexecute_graph(
         PermissionError: the graph has ``script`` nodes and ``allow_scripts``
             is false, or ``cache_dir`` is not safe to read pickles from.
     """
-    graph = load_graph(graph, inputs=inputs, allowed_tasks=allowed_tasks)
-    scripts = [node.id for node in graph.nodes.values() if node.task_type == "script"]
-    if scripts and not allow_scripts:
-        msg = (
-            f"nodes {scripts} are script tasks, which run programs: pass "
-            f"allow_scripts=True (trio-wf run --allow-scripts) to run them"
-        )
-        raise PermissionError(msg)
-    selection = output_selection(graph, outputs)
     kind = choose_worker_type(worker_type, pool_type, scheduler, context is not None)
     if not _positive_int(max_iterations):
-        msg = f"max_iterations must be a positive int, got {max_iterations!r}"
+        msg = f"max_iterations must be a positive int, got {quote(max_iterations)}"
         raise ValueError(msg)
     if max_workers is not None and not _positive_int(max_workers):
-        msg = f"max_workers must be a positive int or None, got {max_workers!r}"
+        msg = f"max_workers must be a positive int or None, got {quote(max_workers)}"
         raise ValueError(msg)
     if timeout is not None and not timeout >= 0:  # also rejects NaN
-        msg = f"timeout must be a non-negative number of seconds, got {timeout!r}"
+        msg = f"timeout must be a non-negative number of seconds, got {quote(timeout)}"
         raise ValueError(msg)
-    ewoks = ewoks_settings(graph, varinfo, task_options, output_tasks, execinfo)
+    deadline = trio.current_time() + (math.inf if timeout is None else timeout)
+    prepared: tuple[Graph, Selection] | None = None
+    with trio.move_on_at(deadline):
+        prepared = await _off_trio_thread(
+            functools.partial(
+                _prepare, graph, inputs, allowed_tasks, outputs, allow_scripts
+            )
+        )
+    if prepared is None:
+        msg = (
+            f"the graph did not finish within {timeout} s: it was still being "
+            f"prepared (read, checked and analysed)"
+        )
+        raise TimeoutError(msg)
+    loaded, selection = prepared
+    ewoks = ewoks_settings(loaded, varinfo, task_options, output_tasks, execinfo)
     if cache_dir is not None and ewoks is not None and ewoks.varinfo is not None:
         msg = "pass either cache_dir (trio_wf's store) or varinfo (ewokscore's)"
         raise ValueError(msg)
     cache = None if cache_dir is None else ResultCache.open(cache_dir)
 
     # ewoks events, if asked for: the end events carry what leaves the block.
-    with ewoks_events(ewoks, graph) as ewoks:
+    with ewoks_events(ewoks, loaded) as ewoks:
         limiter = None
         if max_workers is not None or context is None:
             limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
         run: Run | None = None
-        with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+        with trio.move_on_at(deadline) as scope:
             backend = open_backend(kind) if context is None else nullcontext(context)
             async with backend as runner:
                 run = Run(
-                    graph,
+                    loaded,
                     TaskRunner(
                         runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks
                     ),
@@ -213,8 +224,8 @@ async def aexecute_graph(
         # run may end normally after its deadline; it still took too long.
         if scope.cancel_called:
             running = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
-            msg = f"{graph.display_name} did not finish within {timeout} s" + (
-                f"; nodes {running} were running and have been killed"
+            msg = f"{loaded.display_name} did not finish within {timeout} s" + (
+                f"; nodes {quote_items(running)} were running and have been killed"
                 if running
                 else ""
             )
@@ -225,7 +236,7 @@ async def aexecute_graph(
             raise_for_failures(run, results)
         if output_tasks:
             tasks = run.runner.tasks
-            order = graph.analysis.order
+            order = loaded.analysis.order
             return {node_id: tasks[node_id] for node_id in order if node_id in tasks}
         return results
 
@@ -239,6 +250,48 @@ def execute_graph(
     stops the run: running tasks are killed and `KeyboardInterrupt` is raised.
     """
     return trio.run(functools.partial(aexecute_graph, graph, **options))
+
+
+async def _off_trio_thread(function: Callable[[], T]) -> T:
+    """``function()``, in a thread that a cancellation abandons.
+
+    Reading and analysing a graph of 10,000 nodes takes a good part of a
+    second, in C calls (json.loads) as much as in Python.  In a thread, the
+    timeout and Ctrl+C are obeyed meanwhile, which checkpoints in the loader
+    could not do inside one C call.  Abandoned, the thread finishes its work
+    (pure computation, bounded by the limits on the graph's size; an untrusted
+    load imports nothing) and its result is dropped.
+
+    Under `trio.testing.MockClock` it runs in Trio's thread instead: virtual
+    time cannot see work done in a thread, and autojump would pass every
+    deadline while a graph loads.
+    """
+    testing = sys.modules.get("trio.testing")
+    if testing is not None and isinstance(
+        trio.lowlevel.current_clock(), testing.MockClock
+    ):
+        await trio.lowlevel.checkpoint()
+        return function()
+    return await trio.to_thread.run_sync(function, abandon_on_cancel=True)
+
+
+def _prepare(
+    source: GraphSource,
+    inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None,
+    allowed_tasks: AllowedTasks | None,
+    outputs: OutputsSpec | None,
+    allow_scripts: bool,
+) -> tuple[Graph, Selection]:
+    """The graph, loaded and checked, and the outputs selected (in a thread)."""
+    graph = load_graph(source, inputs=inputs, allowed_tasks=allowed_tasks)
+    scripts = [node.id for node in graph.nodes.values() if node.task_type == "script"]
+    if scripts and not allow_scripts:
+        msg = (
+            f"nodes {quote_items(scripts)} are script tasks, which run programs: "
+            f"pass allow_scripts=True (trio-wf run --allow-scripts) to run them"
+        )
+        raise PermissionError(msg)
+    return graph, output_selection(graph, outputs)
 
 
 def _positive_int(value: object) -> bool:

@@ -6,6 +6,12 @@ file, or an inline dict).  Its nodes join the parent graph with tuple ids,
 to the sub-graph's nodes that ``sub_target`` and ``sub_source`` name: a node id,
 an ``input_nodes``/``output_nodes`` alias, or a path through nested graph nodes.
 Reading a sub-graph imports nothing, like reading any graph.
+
+A graph node can name one file many times over, at every level, and a link
+between two graph nodes stands for every pair of their end and start nodes:
+a small document can stand for a huge graph.  A `Budget` counts what the
+flattening makes, and refuses the graph once it passes the limits of
+`._limits`, before the work does.
 """
 
 from __future__ import annotations
@@ -17,23 +23,54 @@ from typing import Any
 
 import attrs
 
+from .._util import quote
+from . import _limits
 from ._errors import GraphValidationError
 from ._graph import Invalid, Link, Node, NodeId, describe_link, normalise_id
 from ._parse import (
     check_header,
+    flag,
     graph_fields,
     list_of,
     node_id,
+    optional_list,
     parse_link,
     parse_node,
 )
 
-#: Reads a graph file: its document and its directory.
-Reader = Callable[[str], tuple[Any, str]]
-#: How deep graph nodes may nest.
-MAX_NESTING = 20
+#: Reads a graph file: its document, its directory and how many values it holds.
+Reader = Callable[[str], tuple[Any, str, int]]
 
 _INHERITED = ("force_start_node", "conditions_else_value", "default_error_node")
+
+
+class Budget:
+    """How much of the limits on a graph's size the flattening has spent."""
+
+    def __init__(self, values: int) -> None:
+        self.values = values
+        self.elements = 0
+
+    def spend_values(self, count: int) -> None:
+        """Count the values of a sub-graph file, each time it is used."""
+        self.values += count
+        if self.values > _limits.MAX_GRAPH_VALUES:
+            msg = (
+                f"the graph holds more than {_limits.MAX_GRAPH_VALUES} values once "
+                f"its sub-graph files are expanded (each counts every time it is used)"
+            )
+            raise GraphValidationError(msg)
+
+    def spend_elements(self, count: int) -> None:
+        """Count nodes and links about to be made."""
+        self.elements += count
+        if self.elements > _limits.MAX_GRAPH_ELEMENTS:
+            msg = (
+                f"the graph has more than {_limits.MAX_GRAPH_ELEMENTS} nodes and links "
+                f"once its sub-graphs are flattened (with the links to and from "
+                f"graph nodes, and the default error links)"
+            )
+            raise GraphValidationError(msg)
 
 
 @attrs.define
@@ -49,17 +86,21 @@ class _Sub:
 
 
 def parse_graph(
-    document: Any, base_dir: str | None, read: Reader
+    document: Any, base_dir: str | None, read: Reader, budget: Budget
 ) -> tuple[list[Node], list[Link], dict[str, Any]]:
     """Nodes, links (default error links appended) and the other `Graph` fields."""
     attributes, version = check_header(document)
-    nodes, links, _ = _flatten(document, base_dir, read, ())
-    links += _default_error_links(nodes, links, version)
+    nodes, links, _ = _flatten(document, base_dir, read, (), budget)
+    links += _default_error_links(nodes, links, version, budget)
     return list(nodes.values()), links, graph_fields(document, attributes, version)
 
 
 def _flatten(
-    document: Any, base_dir: str | None, read: Reader, stack: tuple[str, ...]
+    document: Any,
+    base_dir: str | None,
+    read: Reader,
+    stack: tuple[str, ...],
+    budget: Budget,
 ) -> tuple[dict[NodeId, Node], list[Link], _Sub]:
     attributes, version = check_header(document)
     nodes: dict[NodeId, Node] = {}
@@ -69,21 +110,24 @@ def _flatten(
         if isinstance(item, Mapping) and item.get("task_type") == "graph":
             gid = node_id(item.get("id"), f"nodes[{position}].id")
             if gid in nodes or gid in children:
-                msg = f"node {gid!r} is defined twice (nodes[{position}])"
+                msg = f"node {quote(gid)} is defined twice (nodes[{position}])"
                 raise GraphValidationError(msg, node_id=gid)
-            sub_nodes, sub_links, sub = _subgraph(item, gid, base_dir, read, stack)
+            sub_nodes, sub_links, sub = _subgraph(
+                item, gid, base_dir, read, stack, budget
+            )
             nodes.update(sub_nodes)
             links += sub_links
             children[gid] = sub
             continue
+        budget.spend_elements(1)
         node = parse_node(item, position, base_dir)
         if node.id in nodes or node.id in children:
-            msg = f"node {node.id!r} is defined twice (nodes[{position}])"
+            msg = f"node {quote(node.id)} is defined twice (nodes[{position}])"
             raise GraphValidationError(msg, node_id=node.id)
         nodes[node.id] = node
     own = len(links)
     for index, item in enumerate(list_of(document, "links")):
-        for expanded in _expand_link(item, index, children):
+        for expanded in _expand_link(item, index, children, budget):
             links.append(parse_link(expanded, own + index, version, nodes))
     local = set(nodes)
     targets = {link.target for link in links}
@@ -100,7 +144,11 @@ def _flatten(
         ("input_nodes", "in", sub.inputs),
         ("output_nodes", "out", sub.outputs),
     ):
-        for i, entry in enumerate(attributes.get(key) or ()):
+        try:
+            entries = optional_list(attributes, key, f"graph {key}")
+        except Invalid as exc:
+            raise GraphValidationError(str(exc)) from None
+        for i, entry in enumerate(entries):
             where = f"graph {key}[{i}]"
             if (
                 not isinstance(entry, Mapping)
@@ -111,18 +159,21 @@ def _flatten(
                 raise GraphValidationError(msg)
             alias = node_id(entry["id"], f"{where}.id")
             target = node_id(entry["node"], f"{where}.node")
-            extra = entry.get("link_attributes") or {}
+            extra = entry.get("link_attributes")
+            if extra is None:
+                extra = {}
             if not isinstance(extra, Mapping):
                 msg = f"{where}.link_attributes must be an object"
                 raise GraphValidationError(msg)
             resolved: list[tuple[NodeId, Mapping[str, Any]]]
             if target in children:
                 found = _resolve(children[target], entry.get("sub_node"), side, where)
+                budget.spend_elements(len(found))
                 resolved = [((target, n), {**a, **extra}) for n, a in found]
             elif target in local:
                 resolved = [(target, extra)]
             else:
-                msg = f"{where}.node {target!r} is not a node of the graph"
+                msg = f"{where}.node {quote(target)} is not a node of the graph"
                 raise GraphValidationError(msg)
             table.setdefault(alias, []).extend(resolved)
     return nodes, links, sub
@@ -134,48 +185,65 @@ def _subgraph(
     base_dir: str | None,
     read: Reader,
     stack: tuple[str, ...],
+    budget: Budget,
 ) -> tuple[dict[NodeId, Node], list[Link], _Sub]:
     """The nodes and links of graph node ``gid``, with their ids prefixed."""
     identifier = item.get("task_identifier")
-    if len(stack) >= MAX_NESTING:
-        msg = f"node {gid!r}: graph nodes nest more than {MAX_NESTING} levels deep"
+    if len(stack) >= _limits.MAX_NESTING:
+        msg = (
+            f"node {quote(gid)}: graph nodes nest more than {_limits.MAX_NESTING} "
+            f"levels deep"
+        )
         raise GraphValidationError(msg, node_id=gid)
+    budget.spend_elements(1)
     if isinstance(identifier, Mapping):
-        document, sub_dir, key = identifier, base_dir, f"<inline {gid!r}>"
+        document, sub_dir, key = identifier, base_dir, f"<inline {quote(gid)}>"
     elif isinstance(identifier, str) and identifier:
         path = os.path.normpath(os.path.join(base_dir or os.getcwd(), identifier))
         if path in stack:
-            msg = f"node {gid!r}: graph file {path!r} includes itself"
+            msg = f"node {quote(gid)}: graph file {quote(path)} includes itself"
             raise GraphValidationError(msg, node_id=gid)
         try:
-            document, sub_dir = read(path)
-        except OSError as exc:
-            msg = f"node {gid!r}: cannot read sub-graph {path!r}: {exc.strerror}"
+            document, sub_dir, values = read(path)
+        except GraphValidationError:
+            raise  # it names the file
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            msg = f"node {quote(gid)}: cannot read sub-graph {quote(path)}: {reason}"
             raise GraphValidationError(msg, node_id=gid) from exc
+        budget.spend_values(values)
         key = path
     else:
         msg = (
-            f"node {gid!r}: a graph node's task_identifier must be a graph file "
-            f"path or an inline graph, got {identifier!r}"
+            f"node {quote(gid)}: a graph node's task_identifier must be a graph file "
+            f"path or an inline graph, got {quote(identifier)}"
         )
         raise GraphValidationError(msg, node_id=gid)
     try:
-        nodes, links, sub = _flatten(document, sub_dir, read, (*stack, key))
+        nodes, links, sub = _flatten(document, sub_dir, read, (*stack, key), budget)
     except GraphValidationError as exc:
-        msg = f"in sub-graph node {gid!r}: {exc}"
+        msg = f"in sub-graph node {quote(gid)}: {exc}"
         raise GraphValidationError(msg, node_id=gid) from exc
+    # Each level of nesting makes its nodes and links again, with longer ids.
+    budget.spend_elements(len(nodes) + len(links))
     prefixed: dict[NodeId, Node] = {
         (gid, nid): attrs.evolve(node, id=(gid, nid)) for nid, node in nodes.items()
     }
     # The graph node's own attributes go to the sub-graph's input nodes.
     inherited = {key: item[key] for key in _INHERITED if key in item}
-    for flag in ("force_start_node", "default_error_node"):
-        if flag in inherited:
-            inherited[flag] = bool(inherited[flag])
+    try:
+        for key in ("force_start_node", "default_error_node"):
+            if key in inherited:
+                inherited[key] = flag(item, key)
+    except Invalid as exc:
+        msg = f"node {quote(gid)}: {exc}"
+        raise GraphValidationError(msg, node_id=gid) from None
     as_port = {"id": item.get("id"), "task_type": "ppfport"}
     as_port["default_inputs"] = item.get("default_inputs")
     defaults = parse_node(as_port, 0, base_dir).default_inputs
-    for nid, _ in _resolve(sub, None, "in", f"node {gid!r}"):
+    inputs = _resolve(sub, None, "in", f"node {quote(gid)}")
+    budget.spend_elements(len(inputs) * len(defaults))
+    for nid, _ in inputs:
         node = prefixed[gid, nid]
         changes: dict[str, Any] = dict(inherited)
         if defaults:
@@ -219,14 +287,18 @@ def _resolve(
         return [((ref[0], n), a) for n, a in found]
     kind = "input_nodes" if side == "in" else "output_nodes"
     msg = (
-        f"{where}: {reference!r} is neither a node nor an {kind} alias of the sub-graph"
+        f"{where}: {quote(reference)} is neither a node nor an {kind} alias of "
+        f"the sub-graph"
     )
     raise GraphValidationError(msg)
 
 
-def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list[Any]:
+def _expand_link(
+    item: Any, index: int, children: Mapping[NodeId, _Sub], budget: Budget
+) -> list[Any]:
     """A link, or the links it stands for when it touches graph nodes."""
     if not isinstance(item, Mapping) or "source" not in item or "target" not in item:
+        budget.spend_elements(1)
         return [item]  # parse_link says what is wrong
     source = node_id(item["source"], f"links[{index}].source")
     target = node_id(item["target"], f"links[{index}].target")
@@ -245,6 +317,7 @@ def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list
             raise GraphValidationError(msg, link_index=index)
         else:
             ends.append([(node, {})])
+    budget.spend_elements(len(ends[0]) * len(ends[1]))
     expanded = []
     for new_source, source_attributes in ends[0]:
         for new_target, target_attributes in ends[1]:
@@ -257,7 +330,7 @@ def _expand_link(item: Any, index: int, children: Mapping[NodeId, _Sub]) -> list
 
 
 def _default_error_links(
-    nodes: Mapping[NodeId, Node], links: list[Link], version: str
+    nodes: Mapping[NodeId, Node], links: list[Link], version: str, budget: Budget
 ) -> list[Link]:
     """Links from every node without an error handler to each default error node.
 
@@ -282,17 +355,20 @@ def _default_error_links(
             if target not in downstream:
                 downstream.add(target)
                 todo.append(target)
+    sources = [node for node in nodes.values() if node.id not in downstream]
+    sources = [node for node in sources if node.id not in handled]
+    budget.spend_elements(len(handlers) * len(sources))
     new: list[Link] = []
     for handler in handlers:
         attributes = handler.extra.get(
             "default_error_attributes", {"map_all_data": True}
         )
         if not isinstance(attributes, Mapping):
-            msg = f"node {handler.id!r}: default_error_attributes must be an object"
+            msg = (
+                f"node {quote(handler.id)}: default_error_attributes must be an object"
+            )
             raise GraphValidationError(msg, node_id=handler.id)
-        for node in nodes.values():
-            if node.id in downstream or node.id in handled:
-                continue
+        for node in sources:
             item = {**attributes, "source": node.id, "target": handler.id}
             item["on_error"] = True
             new.append(parse_link(item, len(links) + len(new), version, nodes))

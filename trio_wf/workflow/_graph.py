@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, final
 
 import attrs
 
+from .._util import quote
+from . import _limits
+
 if TYPE_CHECKING:
     NodeId: TypeAlias = "str | int | tuple[NodeId, ...]"
 else:  # the recursive form is for type checkers; Sphinx cannot render it
@@ -36,24 +39,52 @@ class Invalid(Exception):
 
 def normalise_id(value: Any) -> NodeId:
     """Normalise a node id: JSON lists become tuples."""
+    return _normalise_id(value, 0)
+
+
+def _normalise_id(value: Any, depth: int) -> NodeId:
     if isinstance(value, str) or (
         isinstance(value, int) and not isinstance(value, bool)
     ):
         return value
     if isinstance(value, (list, tuple)) and value:
-        return tuple(normalise_id(part) for part in value)
-    msg = f"must be a string, an int or a list of them, got {value!r}"
+        # Loaded documents are depth-checked already; ids given as options
+        # (inputs=, outputs=) are not, and must not overflow the stack either.
+        if depth >= _limits.MAX_GRAPH_DEPTH:
+            msg = f"is nested more than {_limits.MAX_GRAPH_DEPTH} levels deep"
+            raise Invalid(msg)
+        return tuple(_normalise_id(part, depth + 1) for part in value)
+    msg = f"must be a string, an int or a list of them, got {quote(value)}"
     raise Invalid(msg)
 
 
 def normalise_name(value: Any) -> InputName:
-    """Normalise an input name: digit strings are positions."""
+    """Normalise an input name: ASCII digit strings are positions.
+
+    Positions are checked against `MAX_POSITION` here, when a graph is read, so
+    that nothing later does work in proportion to one.
+    """
+    position: int | None = None
     if isinstance(value, str):
-        return int(value) if value.isdigit() else value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    msg = f"must be a string or a non-negative int, got {value!r}"
-    raise Invalid(msg)
+        # Not str.isdigit(), which "²" passes and int() then refuses.
+        if not (value.isascii() and value.isdigit()):
+            return value
+        # Leading zeros aside, a long digit string is a huge position: refuse
+        # it without converting it (int() refuses 4300 digits and more).
+        if len(value.lstrip("0")) <= len(str(_limits.MAX_POSITION)):
+            position = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        position = value
+    else:
+        msg = f"must be a string or an int, got {quote(value)}"
+        raise Invalid(msg)
+    if position is None or not 0 <= position <= _limits.MAX_POSITION:
+        msg = (
+            f"must be a string or an int from 0 to {_limits.MAX_POSITION} "
+            f"(a position), got {quote(value)}"
+        )
+        raise Invalid(msg)
+    return position
 
 
 @final
@@ -181,7 +212,7 @@ class Link:
 
 def describe_link(index: int, source: NodeId, target: NodeId) -> str:
     """``link 3 ('a' -> 'b')``: how messages name a link."""
-    return f"link {index} ({source!r} -> {target!r})"
+    return f"link {index} ({quote(source)} -> {quote(target)})"
 
 
 @final

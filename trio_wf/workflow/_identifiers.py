@@ -1,9 +1,9 @@
 """How a node's task is written: its task type, identifier and script argv.
 
 Syntax only, checked when a graph is read: nothing here imports a task, runs a
-program or touches the engine (this module imports nothing of trio_wf), so a
-graph from elsewhere can be checked without trusting it.  Running a task of
-each type is `._tasks`' job.
+program or touches the engine (it imports nothing of trio_wf but the `quote`
+of its messages), so a graph from elsewhere can be checked without trusting
+it.  Running a task of each type is `._tasks`' job.
 """
 
 from __future__ import annotations
@@ -13,17 +13,22 @@ import os
 import shlex
 import sys
 
+from .._util import quote
+
 #: The task types the engine can execute.
 SUPPORTED_TASK_TYPES = ("method", "ppfmethod", "ppfport", "class", "script", "graph")
 #: Task types of the ewoks format that trio_wf does not execute yet.
 UNSUPPORTED_TASK_TYPES = ("notebook", "generated")
 
 _EXPECTED = "'package.module.function' or 'path/file.py::function'"
+_CACHED_LENGTH = 1000
 
 
 def identifier_problem(identifier: object) -> str | None:
     """Why ``identifier`` cannot name a function, or None if its syntax is fine."""
-    if isinstance(identifier, str):
+    # Cached for the identifiers of real graphs only: the cache keeps what it
+    # is given, and a hostile graph's megabyte identifiers must not stay.
+    if isinstance(identifier, str) and len(identifier) <= _CACHED_LENGTH:
         return _string_identifier_problem(identifier)
     return _identifier_problem(identifier)
 
@@ -35,15 +40,15 @@ def _string_identifier_problem(identifier: str) -> str | None:
 
 def _identifier_problem(identifier: object) -> str | None:
     if not isinstance(identifier, str) or not identifier:
-        return f"task_identifier must be {_EXPECTED}, got {identifier!r}"
+        return f"task_identifier must be {_EXPECTED}, got {quote(identifier)}"
     if "::" in identifier:
         path, _, name = identifier.rpartition("::")
         if not path or not name.isidentifier():
-            return f"task_identifier must be {_EXPECTED}, got {identifier!r}"
+            return f"task_identifier must be {_EXPECTED}, got {quote(identifier)}"
         return None
     parts = identifier.split(".")
     if len(parts) < 2 or not all(part.isidentifier() for part in parts):
-        return f"task_identifier must be {_EXPECTED}, got {identifier!r}"
+        return f"task_identifier must be {_EXPECTED}, got {quote(identifier)}"
     return None
 
 
@@ -86,8 +91,8 @@ def script_argv(identifier: object, base_dir: str | None) -> tuple[str, ...] | s
         try:
             return tuple(shlex.split(identifier))
         except ValueError as exc:
-            return f"script task_identifier {identifier!r} cannot be split: {exc}"
+            return f"script task_identifier {quote(identifier)} cannot be split: {exc}"
     return (
         f"a script task_identifier must be an argv list of strings or a command "
-        f"string, got {identifier!r}"
+        f"string, got {quote(identifier)}"
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from _trio_wf_worker._ewoks_tasks import plain_values
 
+from .._util import quote, quote_items, shorten
 from ._cache import Provenance
 from ._errors import TaskInputError
 from ._graph import InputName, Link, NodeId, describe_link
@@ -25,21 +26,41 @@ def conditions_hold(
     link: Link,
     outputs: Mapping[str, Any],
     else_values: Sequence[tuple[Any, ...] | None],
+    else_memo: dict[str, bool] | None = None,
 ) -> bool:
     """Whether the conditions of link ``k`` hold for its source's ``outputs``.
 
     ``else_values`` is the link's entry of `GraphAnalysis.else_values`: per
     condition, ``None``, or the values an else condition must differ from.
-    Raises `TaskInputError` for a missing output, and whatever an uncomparable
-    value raises.  ewokscore outputs are tested by value, not by reference.
+    ``else_memo``, shared by the links of one source for one set of outputs,
+    keeps what an else condition found per output: the same answer for every
+    else link, worked out once.  Raises `TaskInputError` for a missing output
+    or a value that cannot be compared (its error is the ``__cause__``).
+    ewokscore outputs are tested by value, not by reference.
     """
     outputs = plain_values(outputs)
     for condition, others in zip(link.conditions, else_values, strict=True):
-        value = output_value(outputs, condition.source_output, k, link, "tests")
-        if others is None:
-            if not equal(value, condition.value):
-                return False
-        elif any(equal(value, other) for other in others):
+        name = condition.source_output
+        value = output_value(outputs, name, k, link, "tests")
+        try:
+            if others is None:
+                if not equal(value, condition.value):
+                    return False
+                continue
+            if else_memo is not None and name in else_memo:
+                holds = else_memo[name]
+            else:
+                holds = not any(equal(value, other) for other in others)
+                if else_memo is not None:
+                    else_memo[name] = holds
+        except Exception as exc:
+            msg = (
+                f"{describe_link(k, link.source, link.target)} cannot compare "
+                f"output {quote(name)} of node {quote(link.source)}, "
+                f"{quote(value)}: {type(exc).__name__}: {shorten(str(exc), 500)}"
+            )
+            raise TaskInputError(msg) from exc
+        if not holds:
             return False
     return True
 
@@ -104,8 +125,8 @@ def output_value(
     if isinstance(ppfdict, Mapping) and name in ppfdict:
         return ppfdict[name]
     msg = (
-        f"{describe_link(k, link.source, link.target)} {verb} output {name!r} "
-        f"of node {link.source!r}, which has outputs {sorted(outputs)}"
+        f"{describe_link(k, link.source, link.target)} {verb} output {quote(name)} "
+        f"of node {quote(link.source)}, which has outputs {quote_items(outputs)}"
     )
     raise TaskInputError(msg)
 

@@ -1,35 +1,33 @@
 """`load_graph`: read a graph (dict, JSON, YAML), validate it, analyse it.
 
 A graph file is code: loading an untrusted graph (the default) checks its
-structure and the syntax of its task identifiers, and imports nothing.  Text is
-capped in size and nesting depth before and after parsing.
+structure and the syntax of its task identifiers, and imports nothing; the
+allow-list is checked before a trusted load imports anything.  Reading and the
+limits on size and depth are `._read`'s job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import importlib
 import inspect
-import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from .._util import quote
 from ._allow import AllowedTasks, check_allowed, check_allowed_nodes
 from ._analysis import analyse
 from ._errors import GraphValidationError
-from ._flatten import parse_graph
+from ._flatten import Budget, parse_graph
 from ._graph import Graph, InputName, Link, Node
+from ._read import FileReader, read_source
 from ._selectors import apply_inputs
 from ._starts import analyse_inferring_starts, has_start_node, required_input_names
 from ._tasks import resolve_here
-
-#: Largest graph text or file accepted, in bytes.
-MAX_GRAPH_BYTES = 32 * 1024 * 1024
-#: Deepest nesting of lists and dicts accepted in graph text or files.
-MAX_GRAPH_DEPTH = 100
 
 GraphSource = Graph | Mapping[str, Any] | str | os.PathLike[str]
 
@@ -45,9 +43,10 @@ def load_graph(
 
     Args:
         source: a `Graph` (returned as is, with ``inputs`` applied); a dict in
-            ewoks node-link form (never modified); a string containing ``{``,
-            parsed as JSON; or the path of a ``.json``, ``.yml`` or ``.yaml`` file
-            (another extension is tried as JSON, then YAML).
+            ewoks node-link form (never modified); a string whose first
+            character after whitespace is ``{``, parsed as JSON; or the path
+            (any other string, or a `pathlib.Path`) of a ``.json``, ``.yml``
+            or ``.yaml`` file (another extension is tried as JSON, then YAML).
         trusted: import every task identifier now and fail if one cannot be
             imported or is not callable.  Leave it false for graphs from
             elsewhere: nothing is imported until a node runs, in a worker.
@@ -70,7 +69,8 @@ def load_graph(
 
     Raises:
         GraphValidationError: the graph is malformed (the message names the node
-            or link), too big or too deep, or (``trusted=True``) a task cannot
+            or link), over one of the limits listed in :doc:`/failures`, or
+            (``trusted=True``) a task cannot
             be imported; its ``__cause__`` is then the `ImportError`; or a
             task is not in ``allowed_tasks``.
         TypeError: ``allowed_tasks`` is not a collection of strings.
@@ -80,19 +80,13 @@ def load_graph(
     if isinstance(source, Graph):
         graph = source
     else:
-        document, base_dir = _read(source)
-        # Tens of thousands of small acyclic records: without this, the cyclic
-        # garbage collector runs full passes over them (half the time of a
-        # 10,000-node load).  No user code runs in between.
-        collect = gc.isenabled()
-        gc.disable()
-        try:
-            nodes, links, fields = parse_graph(document, base_dir, _read_file)
+        reader = FileReader()
+        document, base_dir, values = read_source(source, reader)
+        with _collector_paused():
+            budget = Budget(values)
+            nodes, links, fields = parse_graph(document, base_dir, reader, budget)
             starts = has_start_node(nodes, links)
             analysis = analyse(nodes, links) if starts else None
-        finally:
-            if collect:
-                gc.enable()
         if analysis is None:
             # Imports the class tasks (trusted graphs only): allowed first.
             check_allowed_nodes(nodes, allowed_tasks)
@@ -130,8 +124,8 @@ def _check_importable(node: Node) -> object | None:
         return resolve_here(node)
     except Exception as exc:
         msg = (
-            f"node {node.id!r}: cannot import task_identifier "
-            f"{node.task_identifier!r}: {type(exc).__name__}: {exc}"
+            f"node {quote(node.id)}: cannot import task_identifier "
+            f"{quote(node.task_identifier)}: {type(exc).__name__}: {exc}"
         )
         raise GraphValidationError(msg, node_id=node.id) from exc
 
@@ -158,8 +152,8 @@ def _check_required_inputs(node: Node, task: object, links: list[Link]) -> None:
     if required:
         names = ", ".join(repr(name) for name in required)
         msg = (
-            f"node {node.id!r}: required input(s) {names} of task "
-            f"{node.task_identifier!r} come from no default input, inputs= entry "
+            f"node {quote(node.id)}: required input(s) {names} of task "
+            f"{quote(node.task_identifier)} come from no default input, inputs= entry "
             "or link"
         )
         raise GraphValidationError(msg, node_id=node.id)
@@ -189,99 +183,31 @@ def _required_parameters(
     return missing
 
 
-def _read_file(path: str) -> tuple[Any, str]:
-    """A sub-graph file's document and directory."""
-    document, base_dir = _read(path)
-    assert base_dir is not None
-    return document, base_dir
+_paused = 0
+_paused_lock = threading.Lock()
+_collector_was_enabled = False
 
 
-def _read(source: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[Any, str | None]:
-    """The graph document and the directory relative task paths start from."""
-    if isinstance(source, Mapping):
-        return source, None
-    if isinstance(source, str) and "{" in source:
-        return _parse_text(source, "json", "graph JSON string"), None
-    checked: object = source  # callers may pass anything
-    if not isinstance(checked, (str, os.PathLike)):
-        msg = (
-            f"a graph must be a dict, a JSON string or a file path, "
-            f"got {type(checked).__name__}"
-        )
-        raise TypeError(msg)
-    path = os.fspath(source)
-    size = os.stat(path).st_size  # FileNotFoundError names the path
-    if size > MAX_GRAPH_BYTES:
-        msg = f"graph file {path!r} is {size} bytes, more than {MAX_GRAPH_BYTES}"
-        raise GraphValidationError(msg)
-    with open(path, "rb") as file:
-        data = file.read(MAX_GRAPH_BYTES + 1)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        msg = f"graph file {path!r} is not UTF-8 text: {exc}"
-        raise GraphValidationError(msg) from exc
-    base_dir = os.path.dirname(os.path.abspath(path))
-    extension = os.path.splitext(path)[1].lower()
-    if extension == ".json":
-        return _parse_text(text, "json", f"graph file {path!r}"), base_dir
-    if extension in (".yml", ".yaml"):
-        return _parse_text(text, "yaml", f"graph file {path!r}"), base_dir
-    try:
-        return _parse_text(text, "json", f"graph file {path!r}"), base_dir
-    except GraphValidationError:
-        return _parse_text(text, "yaml", f"graph file {path!r}"), base_dir
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off, while at least one load runs.
 
-
-def _parse_text(text: str, kind: str, what: str) -> Any:
-    if len(text) > MAX_GRAPH_BYTES:
-        msg = f"{what} is longer than {MAX_GRAPH_BYTES} characters"
-        raise GraphValidationError(msg)
-    try:
-        if kind == "json":
-            document = json.loads(text)
-        else:
-            # Imported here: JSON users need not pay for it.  safe_load builds
-            # plain data only, never objects named by tags.
-            yaml: Any = importlib.import_module("yaml")
-            document = yaml.safe_load(text)
-    except RecursionError:
-        document = None
-        too_deep = True
-    except ValueError as exc:  # json.JSONDecodeError
-        msg = f"{what} is not valid JSON: {exc}"
-        raise GraphValidationError(msg) from exc
-    except Exception as exc:  # yaml.YAMLError
-        msg = f"{what} is not valid YAML: {exc}"
-        raise GraphValidationError(msg) from exc
-    else:
-        too_deep = _depth_exceeds(document, MAX_GRAPH_DEPTH)
-    if too_deep:
-        msg = f"{what} is nested more than {MAX_GRAPH_DEPTH} levels deep"
-        raise GraphValidationError(msg)
-    return document
-
-
-def _depth_exceeds(document: Any, limit: int) -> bool:
-    """Whether lists and dicts nest deeper than ``limit``, without recursion.
-
-    YAML anchors can share one container many times; each container is visited
-    once, so an "alias bomb" costs its size, not its expansion.
+    Tens of thousands of small acyclic records: without this, the collector
+    runs full passes over them (half the time of a 10,000-node load).  No
+    user code runs in between.  The collector is process-wide and loads may
+    run in several threads at once (`aexecute_graph` loads in one): the first
+    load in turns it off, the last one out restores it.
     """
-    seen: set[int] = set()
-    todo: list[tuple[Any, int]] = [(document, 1)]
-    while todo:
-        value, depth = todo.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if depth > limit:
-            return True
-        todo.extend((child, depth + 1) for child in children)
-    return False
+    global _paused, _collector_was_enabled
+    with _paused_lock:
+        if not _paused:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if not _paused and _collector_was_enabled:
+                gc.enable()

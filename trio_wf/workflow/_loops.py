@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from .._util import quote, quote_items
 from ._errors import LoopLimitError
 from ._events import NodeStatus
 from ._graph import InputName
@@ -111,9 +112,10 @@ async def _run_loop_node(
     analysis = state.analysis
     status = state.status[i]
     key = state.keys.get(i)
+    else_memo: dict[str, bool] = {}
     for k in analysis.out_links[i]:
         target = analysis.targets[k]
-        data = state.link_data(i, k, status)
+        data = state.link_data(i, k, status, else_memo)
         if data is not None and state.cache is not None:
             state.received_keys[target][k] = key
         if analysis.loop_of[target] == number:
@@ -128,8 +130,8 @@ async def _run_loop_node(
 def _fail_loop(state: RunState, members: tuple[int, ...], i: int) -> None:
     ids = [state.nodes[j].id for j in members]
     error = LoopLimitError(
-        f"loop {ids} did not end: node {state.nodes[i].id!r} would run more "
-        f"than max_iterations={state.max_iterations} times; check the "
+        f"loop {quote_items(ids)} did not end: node {quote(state.nodes[i].id)} "
+        f"would run more than max_iterations={state.max_iterations} times; check the "
         f"conditions of its links, or raise max_iterations",
         nodes=tuple(ids),
         max_iterations=state.max_iterations,

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from .._util import quote
 from ._errors import GraphValidationError
 from ._graph import (
     Condition,
@@ -90,14 +91,14 @@ def check_header(document: Any) -> tuple[Mapping[str, Any], str]:
     version = str(version) if isinstance(version, float) else version
     if version not in SCHEMA_VERSIONS:
         msg = (
-            f"unsupported schema_version {version!r}: trio_wf reads ewoks graphs "
+            f"unsupported schema_version {quote(version)}: trio_wf reads ewoks graphs "
             f"of schema {', '.join(SCHEMA_VERSIONS)}"
         )
         raise GraphValidationError(msg)
     serializer = document.get("__ewoks_serialize__")
     if isinstance(serializer, Mapping) and serializer.get("serializer") is not None:
         msg = (
-            f"graphs serialized with {serializer.get('serializer')!r} are not "
+            f"graphs serialized with {quote(serializer.get('serializer'))} are not "
             f"supported: their values may hold pickles, and a graph file must "
             f"not be able to run code by being read"
         )
@@ -109,11 +110,9 @@ def graph_fields(
     document: Mapping[str, Any], attributes: Mapping[str, Any], version: str
 ) -> dict[str, Any]:
     """The `Graph` fields besides nodes, links and analysis."""
-    label = attributes.get("label")
-    graph_id = attributes.get("id")
     return {
-        "id": None if graph_id is None else str(graph_id),
-        "label": None if label is None else str(label),
+        "id": _graph_text(attributes, "id"),
+        "label": _graph_text(attributes, "label"),
         "schema_version": version,
         "extra": {
             key: value
@@ -128,11 +127,39 @@ def graph_fields(
     }
 
 
+def _graph_text(attributes: Mapping[str, Any], key: str) -> str | None:
+    """The graph's id or label as a string: numbers are written out."""
+    value = attributes.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    # Not str() of anything: a list would read as its repr, and an int of
+    # 5000 digits cannot be written out at all.
+    if isinstance(value, float) or (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value.bit_length() <= 64
+    ):
+        return str(value)
+    msg = f"the graph's {key} must be a string, got {quote(value)}"
+    raise GraphValidationError(msg)
+
+
 def list_of(document: Mapping[str, Any], key: str) -> list[Any]:
-    value = document.get(key, [])
+    """``document[key]``, which must be a list (absent or null: empty)."""
+    try:
+        return optional_list(document, key, repr(key))
+    except Invalid as exc:
+        raise GraphValidationError(str(exc)) from None
+
+
+def optional_list(item: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """``item[key]``, which must be a list (absent or null: empty)."""
+    value = item.get(key)
+    if value is None:
+        return []
     if not isinstance(value, list):
-        msg = f"{key!r} must be a list, got {type(value).__name__}"
-        raise GraphValidationError(msg)
+        msg = f"{where} must be a list, got {type(value).__name__}"
+        raise Invalid(msg)
     return value
 
 
@@ -154,11 +181,12 @@ def input_name(value: Any, where: str) -> InputName:
         raise GraphValidationError(msg) from None
 
 
-def _flag(item: Mapping[str, Any], key: str) -> bool:
+def flag(item: Mapping[str, Any], key: str) -> bool:
+    """``item[key]``, which must be true or false (absent or null: false)."""
     value = item.get(key, False)
     if value is None or value is False or value is True:
         return bool(value)
-    msg = f"{key} must be true or false, got {value!r}"
+    msg = f"{key} must be true or false, got {quote(value)}"
     raise Invalid(msg)
 
 
@@ -173,7 +201,7 @@ def parse_node(item: Any, position: int, base_dir: str | None) -> Node:
     try:
         return _node(item, nid, base_dir)
     except Invalid as exc:
-        msg = f"node {nid!r}: {exc}"
+        msg = f"node {quote(nid)}: {exc}"
         raise GraphValidationError(msg, node_id=nid) from None
 
 
@@ -196,13 +224,13 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         raise Invalid(msg)
     if task_type in UNSUPPORTED_TASK_TYPES:
         msg = (
-            f"task_type {task_type!r} is not supported by trio_wf yet "
+            f"task_type {quote(task_type)} is not supported by trio_wf yet "
             f"(supported: {', '.join(SUPPORTED_TASK_TYPES)})"
         )
         raise Invalid(msg)
     if task_type not in SUPPORTED_TASK_TYPES:
         known = SUPPORTED_TASK_TYPES + UNSUPPORTED_TASK_TYPES
-        msg = f"unknown task_type {task_type!r}; expected one of {known}"
+        msg = f"unknown task_type {quote(task_type)}; expected one of {known}"
         raise Invalid(msg)
     argv: tuple[str, ...] | None = None
     if task_type == "ppfport":
@@ -223,14 +251,10 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
 
     label = item.get("label")
     if label is not None and not isinstance(label, str):
-        msg = f"label must be a string, got {label!r}"
-        raise Invalid(msg)
-    raw_inputs = item.get("default_inputs") or []
-    if not isinstance(raw_inputs, list):
-        msg = f"default_inputs must be a list, got {type(raw_inputs).__name__}"
+        msg = f"label must be a string, got {quote(label)}"
         raise Invalid(msg)
     default_inputs: dict[InputName, Any] = {}
-    for i, entry in enumerate(raw_inputs):
+    for i, entry in enumerate(optional_list(item, "default_inputs", "default_inputs")):
         if not (isinstance(entry, Mapping) and "name" in entry and "value" in entry):
             msg = f'default_inputs[{i}] must be {{"name": ..., "value": ...}}'
             raise Invalid(msg)
@@ -246,9 +270,9 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         task_type=task_type,
         task_identifier=identifier,
         default_inputs=default_inputs,
-        force_start_node=_flag(item, "force_start_node"),
+        force_start_node=flag(item, "force_start_node"),
         conditions_else_value=item.get("conditions_else_value"),
-        default_error_node=_flag(item, "default_error_node"),
+        default_error_node=flag(item, "default_error_node"),
         argv=argv,
         extra={
             key: value
@@ -286,10 +310,10 @@ def _link(
 ) -> Link:
     for end, nid in (("source", source), ("target", target)):
         if nid not in nodes:
-            msg = f"{end} {nid!r} is not a node of the graph"
+            msg = f"{end} {quote(nid)} is not a node of the graph"
             raise Invalid(msg)
     mappings = []
-    for i, entry in enumerate(item.get("data_mapping") or ()):
+    for i, entry in enumerate(optional_list(item, "data_mapping", "data_mapping")):
         if not isinstance(entry, Mapping) or "target_input" not in entry:
             msg = f"data_mapping[{i}] must have a target_input"
             raise Invalid(msg)
@@ -304,7 +328,7 @@ def _link(
             raise Invalid(msg) from None
         mappings.append(DataMapping(source_output=output, target_input=name))
     conditions = []
-    for i, entry in enumerate(item.get("conditions") or ()):
+    for i, entry in enumerate(optional_list(item, "conditions", "conditions")):
         if not isinstance(entry, Mapping) or not isinstance(
             entry.get("source_output"), str
         ):
@@ -314,8 +338,8 @@ def _link(
             msg = f"conditions[{i}] must have a value"
             raise Invalid(msg)
         conditions.append(Condition(entry["source_output"], entry["value"]))
-    map_all_data = _flag(item, "map_all_data")
-    on_error = _flag(item, "on_error")
+    map_all_data = flag(item, "map_all_data")
+    on_error = flag(item, "on_error")
     if map_all_data and mappings:
         msg = "map_all_data cannot be combined with data_mapping"
         raise Invalid(msg)
@@ -324,7 +348,7 @@ def _link(
         raise Invalid(msg)
     required = item.get("required")
     if required is not None and not isinstance(required, bool):
-        msg = f"required must be true, false or null, got {required!r}"
+        msg = f"required must be true, false or null, got {quote(required)}"
         raise Invalid(msg)
     if required is False and version in ("1.0", "1.1"):
         required = None  # before 1.2, false meant "not set": let analysis decide

@@ -15,6 +15,7 @@ from typing import Any
 
 from _trio_wf_worker._ewoks_tasks import plain_values
 
+from .._util import MESSAGE_LIMIT, quote, quote_items, shorten
 from ._errors import WorkflowExecutionError
 from ._events import NodeStatus
 from ._graph import NodeId
@@ -78,13 +79,15 @@ def raise_for_failures(run: RunState, results: dict[Any, Any]) -> None:
     first = unhandled[0]
     node = run.nodes[first]
     cause = run.failures[first]
+    # The cause's own message may be anything a task raised: a part of it.
+    reason = shorten(str(cause), MESSAGE_LIMIT // 2)
     message = (
-        f"execution failed for task {node.display_label!r} (node id {node.id!r}, "
-        f"task {(node.task_identifier or node.task_type)!r}): "
-        f"{type(cause).__name__}: {cause}"
+        f"execution failed for task {quote(node.display_label)} (node id "
+        f"{quote(node.id)}, task {quote(node.task_identifier or node.task_type)}): "
+        f"{type(cause).__name__}: {reason}"
     )
     if len(unhandled) > 1:
-        others = [run.nodes[i].id for i in unhandled[1:]]
+        others = quote_items(run.nodes[i].id for i in unhandled[1:])
         message += f" (nodes {others} failed too, see .failures)"
     error = WorkflowExecutionError(
         message,

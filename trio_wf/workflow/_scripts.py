@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from .._util import quote, quote_items
 from ._errors import TaskInputError
 from ._graph import InputName, Node
 
@@ -59,12 +60,15 @@ async def run_script(
     if not isinstance(extra, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
     ):
-        msg = f"node {node.id!r}: input '_env' must map names to strings"
+        msg = f"node {quote(node.id)}: input '_env' must map names to strings"
         raise TaskInputError(msg)
     env.update(extra)
     timeout = inputs.get("_timeout")
     if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
-        msg = f"node {node.id!r}: input '_timeout' must be seconds, got {timeout!r}"
+        msg = (
+            f"node {quote(node.id)}: input '_timeout' must be seconds, "
+            f"got {quote(timeout)}"
+        )
         raise TaskInputError(msg)
     argv = [*node.argv, *arguments(node, inputs)]
     if limiter is None:
@@ -81,7 +85,10 @@ async def run_script(
                     env=env,
                 )
         except trio.TooSlowError:
-            msg = f"script {argv!r} did not finish within {timeout} s (_timeout)"
+            msg = (
+                f"script {quote_items(argv)} did not finish within {timeout} s "
+                f"(_timeout)"
+            )
             raise TimeoutError(msg) from None
     out = done.stdout.decode("utf-8", "replace")
     err = done.stderr.decode("utf-8", "replace")

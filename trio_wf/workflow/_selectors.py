@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .._util import quote
 from ._graph import Graph, InputName, Node, NodeId
 from ._parse import input_name, node_id
 
@@ -36,12 +37,12 @@ def select_nodes(
     if "id" in item:
         nid = node_id(item["id"], f"{where}.id")
         if nid not in nodes:
-            msg = f"{where} selects node {nid!r}, which is not in the graph"
+            msg = f"{where} selects node {quote(nid)}, which is not in the graph"
             raise ValueError(msg)
         return [nid]
     if "label" in item:
         selected = [n.id for n in nodes.values() if n.label == item["label"]]
-        what = f"label {item['label']!r}"
+        what = f"label {quote(item['label'])}"
     elif "task_identifier" in item:
         suffix = item["task_identifier"]
         selected = [
@@ -51,7 +52,7 @@ def select_nodes(
             and n.task_identifier is not None
             and n.task_identifier.endswith(suffix)
         ]
-        what = f"task_identifier {suffix!r}"
+        what = f"task_identifier {quote(suffix)}"
     elif item.get("all"):
         return list(graph.analysis.order)
     else:
@@ -82,7 +83,8 @@ def apply_inputs(
         entry: object = item
         if not isinstance(entry, Mapping) or "name" not in item or "value" not in item:
             msg = (
-                f'{where} must be {{"name": ..., "value": ..., selector}}, got {item!r}'
+                f'{where} must be {{"name": ..., "value": ..., selector}}, '
+                f"got {quote(item)}"
             )
             raise ValueError(msg)
         name = input_name(item["name"], f"{where}.name")
@@ -112,7 +114,7 @@ def output_selection(graph: Graph, outputs: OutputsSpec | None) -> Selection:
         where = f"outputs[{i}]"
         entry: object = item
         if not isinstance(entry, Mapping):
-            msg = f"{where} must be a dict, got {item!r}"
+            msg = f"{where} must be a dict, got {quote(item)}"
             raise ValueError(msg)
         nodes = select_nodes(graph, item, where, graph.analysis.end_nodes)
         name, new_name = item.get("name"), item.get("new_name")

@@ -173,8 +173,18 @@ class RunState:
             or not any(self.links[k].on_error for k in self.analysis.out_links[i])
         )
 
-    def link_data(self, i: int, k: int, status: NodeStatus) -> Mapping[str, Any] | None:
-        """What link ``k`` carries if it fires, or None if it does not."""
+    def link_data(
+        self,
+        i: int,
+        k: int,
+        status: NodeStatus,
+        else_memo: dict[str, bool] | None = None,
+    ) -> Mapping[str, Any] | None:
+        """What link ``k`` carries if it fires, or None if it does not.
+
+        ``else_memo`` is shared by the calls for one node's outgoing links
+        after one run of it (see `conditions_hold`).
+        """
         link = self.links[k]
         if status is NodeStatus.FAILED:
             if not link.on_error:
@@ -185,9 +195,10 @@ class RunState:
         outputs = self.outputs[i]
         if not link.conditions:
             return outputs
+        else_values = self.analysis.else_values[k]
         try:
-            if conditions_hold(k, link, outputs, self.analysis.else_values[k]):
+            if conditions_hold(k, link, outputs, else_values, else_memo):
                 return outputs
-        except Exception as exc:  # a missing output, an uncomparable value
+        except TaskInputError as exc:  # a missing output, an uncomparable value
             self.link_errors[self.analysis.targets[k]][k] = exc
         return None

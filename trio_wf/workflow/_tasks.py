@@ -28,6 +28,7 @@ import trio_wf
 from _trio_wf_worker._ewoks_tasks import plain_values, run_class_node, run_ewoks_node
 from _trio_wf_worker._tasks import check_task_class, load_task, run_task
 
+from .._util import quote, quote_items
 from ._errors import TaskInputError
 from ._ewoks import EWOKS_TASK_TYPES, EwoksSettings, node_attrs
 from ._graph import InputName, Node, NodeId
@@ -53,13 +54,18 @@ EXECUTOR = run_task
 def split_method_inputs(
     node: Node, inputs: Mapping[InputName, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Positional (int names, which must be 0..n-1) and keyword arguments."""
+    """Positional (int names, which must be 0..n-1) and keyword arguments.
+
+    Linear in the number of inputs, whatever the positions: the first gap is
+    found among them, never by counting up to the largest.
+    """
     positions = sorted(name for name in inputs if isinstance(name, int))
-    if positions != list(range(len(positions))):
-        missing = sorted(set(range(max(positions) + 1)) - set(positions))
+    gap = next((i for i, p in enumerate(positions) if p != i), None)
+    if gap is not None:
         msg = (
-            f"node {node.id!r} has positional inputs {positions} but not "
-            f"{missing}: positional inputs must be numbered from 0 without gaps"
+            f"node {quote(node.id)} has positional inputs {quote_items(positions)} "
+            f"but not "
+            f"{gap}: positional inputs must be numbered from 0 without gaps"
         )
         raise TaskInputError(msg)
     args = tuple(inputs[position] for position in positions)
@@ -72,8 +78,8 @@ def keyword_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any
     positional = [name for name in inputs if isinstance(name, int)]
     if positional:
         msg = (
-            f"node {node.id!r} ({node.task_type}) got positional inputs "
-            f"{positional}: its task takes keyword inputs only"
+            f"node {quote(node.id)} ({node.task_type}) got positional inputs "
+            f"{quote_items(positional)}: its task takes keyword inputs only"
         )
         raise TaskInputError(msg)
     return dict(inputs)  # type: ignore[arg-type]
@@ -86,7 +92,7 @@ def ppf_inputs(node: Node, inputs: Mapping[InputName, Any]) -> dict[str, Any]:
     if ppfdict:
         if not isinstance(ppfdict, Mapping):
             msg = (
-                f"node {node.id!r}: input {PPFDICT!r} must be a dict, "
+                f"node {quote(node.id)}: input {PPFDICT!r} must be a dict, "
                 f"got {type(ppfdict).__name__}"
             )
             raise TaskInputError(msg)
@@ -150,8 +156,8 @@ class TaskRunner:
             return {"return_value": result}, pid
         if not isinstance(result, Mapping):
             msg = (
-                f"ppfmethod task {node.task_identifier!r} of node {node.id!r} must "
-                f"return a dict, got {type(result).__name__}"
+                f"ppfmethod task {quote(node.task_identifier)} of node "
+                f"{quote(node.id)} must return a dict, got {type(result).__name__}"
             )
             raise TypeError(msg)
         return {PPFDICT: {**kwargs, **result}}, pid

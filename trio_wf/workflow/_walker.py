@@ -84,8 +84,9 @@ class Run(RunState):
             i = todo.popleft()
             status = self.status[i]
             key = self.keys.get(i)
+            else_memo: dict[str, bool] = {}
             for k in self.analysis.out_links[i]:
-                data = self.link_data(i, k, status)
+                data = self.link_data(i, k, status, else_memo)
                 self._settle_link(k, data, status, todo, key)
 
     def _settle_link(
