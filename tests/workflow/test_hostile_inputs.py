@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import trio
 
+from trio_wf import _util
 from trio_wf.workflow import (
     GraphValidationError,
     WorkflowExecutionError,
@@ -33,6 +34,7 @@ from trio_wf.workflow._cli import main
 
 from .helpers import InProcess, graph, link, method
 
+ROOT = Path(__file__).parents[2]
 #: The longest message an error may carry (the documented limit).
 MESSAGE_LIMIT = 2000
 #: How much of one value a message quotes (the documented limit).
@@ -415,3 +417,20 @@ def test_ctrl_c_fires_while_the_graph_is_prepared() -> None:
     finally:
         slow.release.set()
         thread.join()
+
+
+def test_the_failure_page_lists_the_limits() -> None:
+    """Issue 15.7: the Failure semantics page gives every limit's value."""
+    page = (ROOT / "docs" / "failures.rst").read_text()
+    for value in [
+        f"{_limits.MAX_GRAPH_VALUES:,}",
+        f"{_limits.MAX_GRAPH_ELEMENTS:,}",
+        f"{_limits.MAX_GRAPH_DEPTH} levels",
+        f"{_limits.MAX_NESTING} levels",
+        f"0 to {_limits.MAX_POSITION}",
+        f"{_util.QUOTE_LIMIT} characters",
+        f"{_util.MESSAGE_LIMIT} characters",
+        f"{_limits.MAX_GRAPH_BYTES // 2**20} MiB",
+    ]:
+        assert value in page, value
+    assert (MESSAGE_LIMIT, QUOTE_LIMIT) == (_util.MESSAGE_LIMIT, _util.QUOTE_LIMIT)

@@ -88,10 +88,11 @@ class WorkflowExecutionError(RuntimeError):
     """A node of a workflow failed, and no ``on_error`` link handled the failure.
 
     The message names the first failed node (in the graph's topological order):
-    its label, id and task identifier; ``__cause__`` is the exception the task
-    raised (or `trio_wf.BrokenWorkerError` if its worker died).  Independent
-    branches ran to the end before this was raised; descendants of the failed
-    node were skipped.
+    its label, id and task identifier, and quotes what its error says (up to
+    1000 characters); ``__cause__`` is the exception the task raised (or
+    `trio_wf.BrokenWorkerError` if its worker died).  Independent branches ran
+    to the end before this was raised; descendants of the failed node were
+    skipped.
 
     Attributes:
         node_id: id of the first failed node.

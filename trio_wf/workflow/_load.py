@@ -45,7 +45,7 @@ def load_graph(
         source: a `Graph` (returned as is, with ``inputs`` applied); a dict in
             ewoks node-link form (never modified); a string whose first
             character after whitespace is ``{``, parsed as JSON; or the path
-            (any other string, or a `pathlib.Path`) of a ``.json``, ``.yml``
+            (any other string, or a ``pathlib.Path``) of a ``.json``, ``.yml``
             or ``.yaml`` file (another extension is tried as JSON, then YAML).
         trusted: import every task identifier now and fail if one cannot be
             imported or is not callable.  Leave it false for graphs from

@@ -2,7 +2,7 @@
 
 A ``str`` is JSON text only when its first character, after whitespace, is
 ``{``; any other ``str`` is a path, like an `os.PathLike`.  (A path such as
-``run{1}.json`` is a path; pass a `pathlib.Path` for one that starts with
+``run{1}.json`` is a path; pass a ``pathlib.Path`` for one that starts with
 ``{``.)  Only regular files are read, so that a FIFO or a device named as a
 (sub-)graph cannot block the load; every file read for one graph is read once,
 and counts once towards `MAX_GRAPH_BYTES`.
