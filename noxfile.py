@@ -129,6 +129,28 @@ def stress(session: nox.Session) -> None:
     session.run("pytest", *STRESS_ARGS, *session.posargs)
 
 
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """The hostile-graph property test with 20,000 random examples, not 300.
+
+    Not a default session (it takes minutes); hypothesis keeps the failing
+    examples it finds in ``.hypothesis/`` and tries them first next time.
+    ``-- --hypothesis-seed=N`` repeats a run.
+    """
+    session.install(".[test]")
+
+    session.run(
+        "pytest",
+        "tests/workflow/test_hostile_graphs.py",
+        # One test of many minutes: no per-test timeout, no stack dumps.
+        "--timeout=0",
+        "-o",
+        "faulthandler_timeout=0",
+        *session.posargs,
+        env={"TRIO_WF_HYPOTHESIS_PROFILE": "fuzz", "TRIO_WF_TEST_INSTALLED": "1"},
+    )
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     script = ROOT / "benchmarks" / "run.py"
