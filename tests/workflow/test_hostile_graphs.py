@@ -37,7 +37,7 @@ from trio_wf.workflow import (
     aexecute_graph,
 )
 
-from .helpers import InProcess
+from .helpers import InProcess, graph, link, method
 
 hypothesis.settings.register_profile(
     "ci",
@@ -92,133 +92,74 @@ WORDS = [
 ]
 
 
-def _method(node_id: Any, task: str, **inputs: Any) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "task_type": "method",
-        "task_identifier": TASKS + task,
-        "default_inputs": [{"name": k, "value": v} for k, v in inputs.items()],
-    }
-
-
-def _mapping(output: Any, name: Any) -> list[dict[str, Any]]:
-    return [{"source_output": output, "target_input": name}]
+RV = "return_value"
 
 
 def _base_graphs() -> list[dict[str, Any]]:
-    chain = {
-        "graph": {"id": "chain", "schema_version": "1.1"},
-        "nodes": [
-            _method("a", "add", a=1, b=2),
-            _method("b", "add", b=3),
-            _method("c", "identity"),
+    chain = graph(
+        [
+            method("a", "add", inputs={"a": 1, "b": 2}),
+            method("b", "add", inputs={"b": 3}),
+            method("c", "identity"),
         ],
-        "links": [
-            {
-                "source": "a",
-                "target": "b",
-                "data_mapping": _mapping("return_value", "a"),
-            },
-            {
-                "source": "b",
-                "target": "c",
-                "data_mapping": _mapping("return_value", "value"),
-            },
+        [link("a", "b", (RV, "a")), link("b", "c", (RV, "value"))],
+        schema_version="1.1",
+    )
+    positional = graph(
+        [
+            method(
+                0,
+                "total",
+                default_inputs=[{"name": 0, "value": 1}, {"name": "1", "value": 2}],
+            ),
+            method(["j", 1], "join", inputs={"sep": "-"}),
         ],
-    }
-    positional = {
-        "graph": {"id": "positional"},
-        "nodes": [
-            {
-                "id": 0,
-                "task_type": "method",
-                "task_identifier": TASKS + "total",
-                "default_inputs": [{"name": 0, "value": 1}, {"name": "1", "value": 2}],
-            },
-            _method(["j", 1], "join", sep="-"),
-        ],
-        "links": [
-            {
-                "source": 0,
-                "target": ["j", 1],
-                "data_mapping": _mapping("return_value", 0),
-                "conditions": [{"source_output": "return_value", "value": 3}],
-            },
-        ],
-    }
+        [link(0, ["j", 1], (RV, 0), conditions=[{"source_output": RV, "value": 3}])],
+    )
     # b runs again while its result is 2: twice, then the loop ends.
-    loop = {
-        "graph": {"id": "loop", "schema_version": "1.2"},
-        "nodes": [
-            _method("a", "add", a=1, b=0),
-            {**_method("b", "add", b=1), "conditions_else_value": "else"},
-            _method("c", "identity"),
+    loop = graph(
+        [
+            method("a", "add", inputs={"a": 1, "b": 0}),
+            method("b", "add", inputs={"b": 1}, conditions_else_value="else"),
+            method("c", "identity"),
         ],
-        "links": [
-            {
-                "source": "a",
-                "target": "b",
-                "data_mapping": _mapping("return_value", "a"),
-            },
-            {
-                "source": "b",
-                "target": "b",
-                "data_mapping": _mapping("return_value", "a"),
-                "conditions": [{"source_output": "return_value", "value": 2}],
-            },
-            {
-                "source": "b",
-                "target": "c",
-                "data_mapping": _mapping("return_value", "value"),
-                "conditions": [{"source_output": "return_value", "value": "else"}],
-            },
+        [
+            link("a", "b", (RV, "a")),
+            link("b", "b", (RV, "a"), conditions=[{"source_output": RV, "value": 2}]),
+            link(
+                "b",
+                "c",
+                (RV, "value"),
+                conditions=[{"source_output": RV, "value": "else"}],
+            ),
         ],
-    }
-    errors = {
-        "graph": {"id": "errors"},
-        "nodes": [
-            _method("f", "fail", message="boom"),
-            _method("g", "fail", message="again"),
-            _method("h", "handler"),
-            {**_method("d", "handler"), "default_error_node": True},
+        schema_version="1.2",
+    )
+    errors = graph(
+        [
+            method("f", "fail", inputs={"message": "boom"}),
+            method("g", "fail", inputs={"message": "again"}),
+            method("h", "handler"),
+            method("d", "handler", default_error_node=True),
         ],
-        "links": [
-            {"source": "f", "target": "h", "on_error": True, "map_all_data": True}
-        ],
-    }
-    inner = {
-        "graph": {"id": "inner", "input_nodes": [{"id": "in", "node": "x"}]},
-        "nodes": [_method("x", "add", b=2), _method("y", "identity")],
-        "links": [
-            {
-                "source": "x",
-                "target": "y",
-                "data_mapping": _mapping("return_value", "value"),
-            }
-        ],
-    }
-    subgraph = {
-        "graph": {"id": "outer"},
-        "nodes": [
-            _method("s", "add", a=1, b=1),
+        [link("f", "h", on_error=True, map_all_data=True)],
+    )
+    inner = graph(
+        [method("x", "add", inputs={"b": 2}), method("y", "identity")],
+        [link("x", "y", (RV, "value"))],
+        input_nodes=[{"id": "in", "node": "x"}],
+    )
+    subgraph = graph(
+        [
+            method("s", "add", inputs={"a": 1, "b": 1}),
             {"id": "g", "task_type": "graph", "task_identifier": inner},
-            _method("e", "identity"),
+            method("e", "identity"),
         ],
-        "links": [
-            {
-                "source": "s",
-                "target": "g",
-                "sub_target": "in",
-                "data_mapping": _mapping("return_value", "a"),
-            },
-            {
-                "source": "g",
-                "target": "e",
-                "sub_source": "y",
-                "data_mapping": _mapping("return_value", "value"),
-            },
+        [
+            link("s", "g", (RV, "a"), sub_target="in"),
+            link("g", "e", (RV, "value"), sub_source="y"),
         ],
-    }
+    )
     return [chain, positional, loop, errors, subgraph]
 
 
@@ -270,13 +211,13 @@ def _ids(doc: Any) -> list[Any]:
 
 @st.composite
 def mutated_graphs(draw: st.DrawFn) -> dict[str, Any]:
-    graph = copy.deepcopy(draw(st.sampled_from(BASES)))
+    doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     kinds = ["replace", "delete", "extra", "rename", "duplicate", "link", "wrap"]
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(kinds))
         if kind == "link":
-            ids = [*_ids(graph), draw(st.text(max_size=3))]
-            if isinstance(graph.get("links"), list):
+            ids = [*_ids(doc), draw(st.text(max_size=3))]
+            if isinstance(doc.get("links"), list):
                 # Self links, back links (cycles), links to nowhere.
                 item = {
                     "source": draw(st.sampled_from(ids)),
@@ -284,13 +225,13 @@ def mutated_graphs(draw: st.DrawFn) -> dict[str, Any]:
                 }
                 if draw(st.booleans()):
                     item[draw(st.sampled_from(KEYS))] = draw(_hostile_value())
-                graph["links"].append(item)
+                doc["links"].append(item)
             continue
-        places = _locations(graph)
+        places = _locations(doc)
         if not places:  # everything was deleted
             break
         path = draw(st.sampled_from(places))
-        parent = graph
+        parent = doc
         for key in path[:-1]:
             parent = parent[key]
         last = path[-1]
@@ -310,7 +251,7 @@ def mutated_graphs(draw: st.DrawFn) -> dict[str, Any]:
             parent[last][key] = draw(_hostile_value())
         elif kind == "extra" and isinstance(parent[last], list):
             parent[last].append(draw(_hostile_value()))
-    return graph
+    return doc
 
 
 def _check_not_internal(exc: BaseException) -> None:
