@@ -347,6 +347,13 @@ def test_the_command_line_imports_nothing_the_allow_list_refuses(
         assert status == 2
         assert "node 'evil': task_identifier" in capsys.readouterr().err
         assert not marker.exists()
+    # Inside a sub-graph, from the library: the same.
+    outer = graph([{"id": "g", "task_type": "graph", "task_identifier": "graph.json"}])
+    (tmp_path / "outer.json").write_text(json.dumps(outer))
+    with pytest.raises(GraphValidationError, match=r"node \('g', 'evil'\): task_id"):
+        load_graph(tmp_path / "outer.json", trusted=True, allowed_tasks=["ok.*"])
+    assert main(["run", str(tmp_path / "outer.json"), "--allow-task", "ok.*"]) == 2
+    assert not marker.exists()
     # Allowed, a trusted load imports it (which is what --trusted is for).
     allowed = ["--allow-task", f"{tmp_path}/*", "--worker-type", "sequential"]
     assert main(["run", str(path), *allowed, "--trusted"]) == 0

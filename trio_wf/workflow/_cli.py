@@ -245,7 +245,7 @@ def _print_results(results: dict[Any, Any], as_json: bool, out: TextIO) -> None:
 
 def _report(event: NodeEvent) -> None:
     where = f" (iteration {event.iteration})" if event.iteration > 1 else ""
-    # Labels and error messages come from the graph and its tasks: a part.
+    # A label comes from the graph: a part of it, the rest of the line kept.
     label = shorten(event.label, QUOTE_LIMIT)
     if event.kind == "start":
         _say(f"{label}: started{where}")
@@ -256,8 +256,7 @@ def _report(event: NodeEvent) -> None:
         _say(f"{label}: outputs read from the cache{where}")
     else:
         error = event.error
-        reason = shorten(str(error))
-        _say(f"{label}: failed: {type(error).__name__}: {reason}{where}")
+        _say(f"{label}: failed: {type(error).__name__}: {error}{where}")
 
 
 def _say(message: str) -> None:

@@ -193,10 +193,11 @@ def _collector_paused() -> Iterator[None]:
     """The cyclic garbage collector off, while at least one load runs.
 
     Tens of thousands of small acyclic records: without this, the collector
-    runs full passes over them (half the time of a 10,000-node load).  No
-    user code runs in between.  The collector is process-wide and loads may
-    run in several threads at once (`aexecute_graph` loads in one): the first
-    load in turns it off, the last one out restores it.
+    runs full passes over them (half the time of a 10,000-node load).  The
+    collector is process-wide, and loads may run in several threads at once
+    (`aexecute_graph` loads in one, while Trio's thread goes on): the first
+    load in turns it off, the last one out restores it.  It stays off for as
+    long as loads run, which the limits on a graph's size bound.
     """
     global _paused, _collector_was_enabled
     with _paused_lock:
