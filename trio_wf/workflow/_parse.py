@@ -152,13 +152,16 @@ def list_of(document: Mapping[str, Any], key: str) -> list[Any]:
         raise GraphValidationError(str(exc)) from None
 
 
-def optional_list(item: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    """``item[key]``, which must be a list (absent or null: empty)."""
+def optional_list(
+    item: Mapping[str, Any], key: str, where: str | None = None
+) -> list[Any]:
+    """``item[key]``, which must be a list (absent or null: empty); messages
+    call it ``where`` (by default, its key)."""
     value = item.get(key)
     if value is None:
         return []
     if not isinstance(value, list):
-        msg = f"{where} must be a list, got {type(value).__name__}"
+        msg = f"{where or key} must be a list, got {type(value).__name__}"
         raise Invalid(msg)
     return value
 
@@ -254,7 +257,7 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         msg = f"label must be a string, got {quote(label)}"
         raise Invalid(msg)
     default_inputs: dict[InputName, Any] = {}
-    for i, entry in enumerate(optional_list(item, "default_inputs", "default_inputs")):
+    for i, entry in enumerate(optional_list(item, "default_inputs")):
         if not (isinstance(entry, Mapping) and "name" in entry and "value" in entry):
             msg = f'default_inputs[{i}] must be {{"name": ..., "value": ...}}'
             raise Invalid(msg)
@@ -313,7 +316,7 @@ def _link(
             msg = f"{end} {quote(nid)} is not a node of the graph"
             raise Invalid(msg)
     mappings = []
-    for i, entry in enumerate(optional_list(item, "data_mapping", "data_mapping")):
+    for i, entry in enumerate(optional_list(item, "data_mapping")):
         if not isinstance(entry, Mapping) or "target_input" not in entry:
             msg = f"data_mapping[{i}] must have a target_input"
             raise Invalid(msg)
@@ -328,7 +331,7 @@ def _link(
             raise Invalid(msg) from None
         mappings.append(DataMapping(source_output=output, target_input=name))
     conditions = []
-    for i, entry in enumerate(optional_list(item, "conditions", "conditions")):
+    for i, entry in enumerate(optional_list(item, "conditions")):
         if not isinstance(entry, Mapping) or not isinstance(
             entry.get("source_output"), str
         ):
