@@ -303,7 +303,8 @@ def test_yaml_alias_bomb_is_refused_cheaply(tmp_path: Path) -> None:
     start = time.perf_counter()
     with pytest.raises(GraphValidationError, match="values once its aliases"):
         load_graph(tmp_path / "bomb.yaml")
-    assert time.perf_counter() - start < 1
+    # Expanding 3**40 values would never end: the bound only catches that.
+    assert time.perf_counter() - start < 10
     del lines[1:-2]  # a few aliases are fine
     (tmp_path / "small.yaml").write_text("\n".join(lines))
     assert load_graph(tmp_path / "small.yaml").top_level_extra == {"a0": [1, 2]}
