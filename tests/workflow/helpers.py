@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from pathlib import Path
 from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
@@ -89,3 +92,39 @@ def link(source: Any, target: Any, *pairs: tuple[Any, Any], **attributes: Any) -
 def graph(nodes: list[Any], links: list[Any] | None = None, **attributes: Any) -> Any:
     """A graph document with id "test"."""
     return {"graph": {"id": "test", **attributes}, "nodes": nodes, "links": links or []}
+
+
+#: The installed ``trio-wf`` console script, beside the Python running the tests.
+TRIO_WF = str(Path(sys.executable).with_name("trio-wf"))
+ROOT = Path(__file__).parents[2]
+
+
+def run_cli(
+    *arguments: str,
+    cwd: Path = ROOT,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``trio-wf`` command in a subprocess and capture its output.
+
+    From the checkout (the default ``cwd``), ``tests.workflow.tasks`` is
+    importable: the command makes its current directory importable.  The
+    ``TRIO_WF_*`` settings of the test run are left out, and ``env`` added.
+    """
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TRIO_WF_")
+    }
+    environment.update(env or {})
+    return subprocess.run(
+        [TRIO_WF, *arguments],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,4 +1,4 @@
-"""``python -m trio_wf.workflow run GRAPH``: the ``trio-wf`` command."""
+"""``python -m trio_wf.workflow``: the ``trio-wf`` command, as ``python -m trio_wf``."""
 
 import sys
 

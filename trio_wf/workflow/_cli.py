@@ -1,36 +1,45 @@
-"""``trio-wf run GRAPH``: run a workflow graph from the command line.
+"""The ``trio-wf`` command: run, check and draw workflow graphs.
 
-Exit status: 0 when the run succeeded, 1 when a node failed (one paragraph on
-standard error names it), 2 for a bad command line, graph or option, 124 when
+``trio-wf run GRAPH`` runs a graph (`._cli_run`); ``trio-wf check GRAPH``
+validates one and runs nothing; ``trio-wf show GRAPH`` draws one
+(`._cli_graph`).  ``python -m trio_wf`` and ``python -m trio_wf.workflow`` are
+the same command.
+
+Exit status: 0 when the run succeeded (or the graph is valid), 1 when a node
+failed (each failure is named on standard error, with where in your code it
+was raised), 2 for a bad command line, graph, setting or option, 124 when
 ``--timeout`` expired (as ``timeout(1)``), 130 after Ctrl+C.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pprint
 import sys
-import textwrap
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TextIO
 
-import trio
-
-from .._util import QUOTE_LIMIT, quote, shorten
+from .._version import __version__
 from ._backends import WORKER_TYPES
-from ._errors import GraphValidationError, WorkflowExecutionError
-from ._events import NodeEvent
-from ._execute import MAX_ITERATIONS, aexecute_graph, execute_graph
-from ._graph import Graph
-from ._load import load_graph
+from ._cli_config import (
+    ConfigError,
+    positive_int,
+    read_defaults,
+    seconds,
+    worker_type,
+    workers,
+)
+from ._cli_graph import EXIT_USAGE, UsageError, check_command, json_inputs, show_command
+from ._cli_run import EXIT_INTERRUPTED, run_command, say
+from ._execute import MAX_ITERATIONS
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 124
-EXIT_INTERRUPTED = 130
+#: The settings ``[tool.trio_wf]`` and ``TRIO_WF_*`` variables may give, and
+#: how their text is read (as on the command line).
+SETTINGS = {
+    "worker-type": worker_type,
+    "workers": workers,
+    "timeout": seconds,
+    "max-iterations": positive_int,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,38 +47,143 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     try:
-        return _run(options)
+        if options.command == "run":
+            _importable_cwd()
+            _apply_defaults(options)
+            return run_command(options)
+        if options.command == "check":
+            _importable_cwd()
+            return check_command(options)
+        return show_command(options)
+    except (UsageError, ConfigError) as exc:
+        say(f"error: {exc}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return EXIT_INTERRUPTED
-    except BaseException as exc:
-        # trio.run raises Ctrl+C wrapped in an exception group when it
-        # arrives while a nursery is open.
-        if _only_interrupts(exc):
-            _say("interrupted")
-            return EXIT_INTERRUPTED
-        raise
+
+
+def _importable_cwd() -> None:
+    # As under ``python -m``: a task module next to the graph, in the current
+    # directory, can be imported (workers start with this sys.path).  Appended,
+    # not prepended, so that a local file cannot shadow an installed module.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def _apply_defaults(options: argparse.Namespace) -> None:
+    """Fill the options the command line left out from the settings, then from
+    the built-in defaults (an option left out is None: none of them has a
+    value None can spell)."""
+    for dest, value in read_defaults(SETTINGS).items():
+        if getattr(options, dest) is None:
+            setattr(options, dest, value)
+    if options.max_iterations is None:
+        options.max_iterations = MAX_ITERATIONS
+    if options.workers == "auto":
+        options.workers = None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trio-wf",
-        description="Run ewoks workflow graphs on trio_wf's worker processes.",
+        description="Run, check and draw ewoks workflow graphs on trio_wf's workers.",
+        epilog=(
+            "Defaults for run may be set in the [tool.trio_wf] table of the nearest "
+            "pyproject.toml (worker_type, workers, timeout, max_iterations) or as "
+            "TRIO_WF_WORKER_TYPE, TRIO_WF_WORKERS, TRIO_WF_TIMEOUT and "
+            "TRIO_WF_MAX_ITERATIONS; options that widen trust are taken from the "
+            "command line only."
+        ),
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"trio-wf {__version__}",
+        help="print the version and exit",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do"
+    )
+    _add_run(commands)
+    check = commands.add_parser(
+        "check",
+        help="validate a graph without running it (exit 0 or 2)",
+        description=(
+            "Read and validate GRAPH, and run nothing: exit 0 if it is valid, "
+            "2 with the problem otherwise."
+        ),
+    )
+    _graph_argument(check)
+    _trust_arguments(check, run=False)
+    show = commands.add_parser(
+        "show",
+        help="draw a graph: Mermaid text, or SVG/PNG with Graphviz",
+        description=(
+            "Print GRAPH as a Mermaid flowchart (GitHub and most Markdown viewers "
+            "draw it), as Graphviz DOT, or draw it to an SVG or PNG file with "
+            "Graphviz's dot program."
+        ),
+    )
+    _graph_argument(show)
+    show.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE instead of standard output; its extension "
+        "(.mmd, .dot, .svg, .png) chooses the format",
+    )
+    show.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg", "png"),
+        help="the format (default: from --output's extension, else mermaid)",
+    )
+    return parser
+
+
+def _graph_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "graph",
+        metavar="GRAPH",
+        help="the graph file (.json, .yml or .yaml), or - to read it from "
+        "standard input",
+    )
+
+
+def _trust_arguments(parser: argparse.ArgumentParser, *, run: bool) -> None:
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="import every task first, to fail early on a bad identifier",
+    )
+    parser.add_argument(
+        "--allow-task",
+        metavar="PATTERN",
+        action="append",
+        dest="allowed_tasks",
+        help=(
+            "allow only tasks whose identifier matches PATTERN (shell-style; "
+            "repeat for more), or that an installed package registers as a "
+            "trio_wf.tasks entry point; the whole graph is checked "
+            + ("before anything runs" if run else "")
+        ).strip(),
+    )
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run",
         help="run a workflow graph and print its results",
         description=(
-            "Run the workflow graph in GRAPH (a .json, .yml or .yaml file) and "
-            "print the outputs of its end nodes."
+            "Run the workflow graph in GRAPH and print the outputs of its end nodes."
         ),
     )
-    run.add_argument("graph", metavar="GRAPH", help="the graph file")
+    _graph_argument(run)
     run.add_argument(
         "--inputs",
         metavar="JSON",
-        type=_json_inputs,
+        type=json_inputs,
         help=(
             "override default inputs: a JSON object {name: value} for the start "
             'nodes, or a list of {"name", "value"} items with an optional '
@@ -79,8 +193,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--worker-type",
-        choices=WORKER_TYPES,
+        type=worker_type,
+        metavar="{" + ",".join(WORKER_TYPES) + "}",
         help="where tasks run (default: spawn)",
+    )
+    run.add_argument(
+        "-n",
+        "--workers",
+        "--max-workers",
+        metavar="N",
+        type=workers,
+        help="how many tasks run at once: a number, or auto for one per CPU "
+        "(the default)",
+    )
+    run.add_argument(
+        "--timeout",
+        metavar="S",
+        type=seconds,
+        help="stop the run after S seconds, killing running tasks (exit 124)",
+    )
+    run.add_argument(
+        "--max-iterations",
+        metavar="N",
+        type=positive_int,
+        help=f"how many times a node of a loop may run (default: {MAX_ITERATIONS})",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as one JSON object (other values as their repr)",
+    )
+    _trust_arguments(run, run=True)
+    run.add_argument(
+        "--allow-scripts",
+        action="store_true",
+        help="run the graph's script tasks (they run programs: trust the graph)",
+    )
+    run.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=(
+            "keep each successful node's outputs in DIR (yours alone), so that a "
+            "re-run executes only what failed or changed"
+        ),
     )
     run.add_argument(
         "--scheduler",
@@ -98,216 +253,17 @@ def _parser() -> argparse.ArgumentParser:
             "is not on this machine (anyone on the network could run code)"
         ),
     )
-    run.add_argument(
-        "--max-workers",
-        metavar="N",
-        type=_positive_int,
-        help="how many tasks run at once (default: one per CPU)",
-    )
-    run.add_argument(
-        "--timeout",
-        metavar="S",
-        type=_seconds,
-        help="stop the run after S seconds, killing running tasks (exit 124)",
-    )
-    run.add_argument(
-        "--max-iterations",
-        metavar="N",
-        type=_positive_int,
-        default=MAX_ITERATIONS,
-        help="how many times a node of a loop may run (default: %(default)s)",
-    )
-    run.add_argument(
-        "--json",
-        action="store_true",
-        help="print the results as one JSON object (other values as their repr)",
-    )
-    run.add_argument(
-        "--trusted",
-        action="store_true",
-        help="import every task before running, to fail early on a bad identifier",
-    )
-    run.add_argument(
-        "--allow-task",
-        metavar="PATTERN",
-        action="append",
-        dest="allowed_tasks",
-        help=(
-            "run only tasks whose identifier matches PATTERN (shell-style; "
-            "repeat for more), or that an installed package registers as a "
-            "trio_wf.tasks entry point; the whole graph is checked first"
-        ),
-    )
-    run.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help=(
-            "keep each successful node's outputs in DIR (yours alone), so that a "
-            "re-run executes only what failed or changed"
-        ),
-    )
-    run.add_argument(
-        "--allow-scripts",
-        action="store_true",
-        help="run the graph's script tasks (they run programs: trust the graph)",
-    )
-    run.add_argument(
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument(
         "-v",
         "--verbose",
         action="store_true",
-        help="report each node's start, end and failure on standard error",
+        help="report each node's start, end and failure, and failures' full "
+        "tracebacks, on standard error",
     )
-    return parser
-
-
-def _run(options: argparse.Namespace) -> int:
-    if not os.path.isfile(options.graph):
-        _say(f"error: graph file {quote(options.graph)} does not exist")
-        return EXIT_USAGE
-    # A Path: a file name is never taken for JSON text, whatever its characters.
-    graph: Graph | Path = Path(options.graph)
-    inputs = options.inputs
-    try:
-        if options.trusted:
-            # One load, which checks the allow-list before importing anything
-            # (a second one, in the run, would come too late), and sees the
-            # inputs when it checks that every required input has a source.
-            graph = load_graph(
-                graph,
-                trusted=True,
-                inputs=inputs,
-                allowed_tasks=options.allowed_tasks,
-            )
-            inputs = None
-        run_options: dict[str, Any] = {
-            "inputs": inputs,
-            "max_workers": options.max_workers,
-            "timeout": options.timeout,
-            "max_iterations": options.max_iterations,
-            "allow_scripts": options.allow_scripts,
-            "allowed_tasks": options.allowed_tasks,
-            "cache_dir": options.cache_dir,
-            "on_event": _report if options.verbose else None,
-        }
-        if options.scheduler is None:
-            if options.insecure:
-                _say("error: --insecure only applies with --scheduler")
-                return EXIT_USAGE
-            results = execute_graph(
-                graph, worker_type=options.worker_type, **run_options
-            )
-        elif options.worker_type is not None:
-            _say("error: pass either --scheduler or --worker-type, not both")
-            return EXIT_USAGE
-        else:
-            results = trio.run(
-                _run_on_dask, graph, options.scheduler, options.insecure, run_options
-            )
-    except WorkflowExecutionError as exc:
-        _say(f"error: {exc}")
-        return EXIT_FAILED
-    except TimeoutError as exc:
-        _say(f"error: {exc}")
-        return EXIT_TIMEOUT
-    except (GraphValidationError, ValueError, TypeError, OSError, ImportError) as exc:
-        _say(f"error: {exc}")
-        return EXIT_USAGE
-    try:
-        _print_results(results, options.json, sys.stdout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (``trio-wf run g.json | head -1``): not an
-        # error of ours, and Python must not report it again at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
-
-async def _run_on_dask(
-    graph: Graph | Path, address: str, insecure: bool, run_options: dict[str, Any]
-) -> dict[Any, Any]:
-    from trio_wf._dask import open_dask_context  # an optional extra
-
-    async with open_dask_context(address, insecure=insecure) as context:
-        return await aexecute_graph(graph, context=context, **run_options)
-
-
-def _print_results(results: dict[Any, Any], as_json: bool, out: TextIO) -> None:
-    if as_json:
-        out.write(json.dumps(results, default=repr, indent=2) + "\n")
-        return
-    for name, value in results.items():
-        text = pprint.pformat(value, sort_dicts=False)
-        if "\n" in text:  # a big value: on its own lines, indented
-            out.write(f"{name}:\n{textwrap.indent(text, '  ')}\n")
-        else:
-            out.write(f"{name}: {text}\n")
-
-
-def _report(event: NodeEvent) -> None:
-    where = f" (iteration {event.iteration})" if event.iteration > 1 else ""
-    # A label comes from the graph: a part of it, the rest of the line kept.
-    label = shorten(event.label, QUOTE_LIMIT)
-    if event.kind == "start":
-        _say(f"{label}: started{where}")
-    elif event.kind == "end":
-        pid = "" if event.worker_pid is None else f" in process {event.worker_pid}"
-        _say(f"{label}: done in {event.duration:.3f} s{pid}{where}")
-    elif event.kind == "cached":
-        _say(f"{label}: outputs read from the cache{where}")
-    else:
-        error = event.error
-        _say(f"{label}: failed: {type(error).__name__}: {error}{where}")
-
-
-def _say(message: str) -> None:
-    # Messages quote graphs and tasks: one line of bounded length each.
-    print(f"trio-wf: {shorten(message)}", file=sys.stderr, flush=True)
-
-
-def _only_interrupts(exc: BaseException) -> bool:
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    # A BaseExceptionGroup (a builtin from Python 3.11 on).
-    nested: Sequence[BaseException] = getattr(exc, "exceptions", ())
-    return bool(nested) and all(_only_interrupts(inner) for inner in nested)
-
-
-def _json_inputs(text: str) -> Any:
-    if text.startswith("@"):
-        try:
-            with open(text[1:], encoding="utf-8") as file:
-                text = file.read()
-        except OSError as exc:
-            msg = f"cannot read {quote(text[1:])}: {exc.strerror}"
-            raise argparse.ArgumentTypeError(msg) from None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        msg = f"not valid JSON: {exc}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not isinstance(value, (dict, list)):
-        msg = f"must be a JSON object or list, got {type(value).__name__}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"must be a positive integer, got {quote(text)}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also rejects NaN
-        msg = f"must be a non-negative number of seconds, got {quote(text)}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print the results and errors only: no progress, no summary",
+    )

@@ -90,9 +90,22 @@ def parse_graph(
 ) -> tuple[list[Node], list[Link], dict[str, Any]]:
     """Nodes, links (default error links appended) and the other `Graph` fields."""
     attributes, version = check_header(document)
+    if not any(key in document for key in ("graph", "nodes", "links")):
+        # {} or some other JSON object: running it would silently do nothing.
+        # A graph with no nodes says so with one of the keys.
+        msg = (
+            "not a workflow graph: a graph document has a 'graph', 'nodes' or "
+            f"'links' key, this one has {_keys(document)}"
+        )
+        raise GraphValidationError(msg)
     nodes, links, _ = _flatten(document, base_dir, read, (), budget)
     links += _default_error_links(nodes, links, version, budget)
     return list(nodes.values()), links, graph_fields(document, attributes, version)
+
+
+def _keys(document: Any) -> str:
+    keys = [quote(key) for key in list(document)[:5]]
+    return "none" if not keys else "only " + ", ".join(keys)
 
 
 def _flatten(
