@@ -8,6 +8,7 @@ import os
 import pprint
 import sys
 import textwrap
+import traceback
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -19,6 +20,7 @@ from ._errors import WorkflowExecutionError
 from ._events import NodeEvent
 from ._execute import aexecute_graph, execute_graph
 from ._graph import Graph, NodeId, display_id
+from ._tracebacks import format_user_traceback, user_frames
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
@@ -65,7 +67,7 @@ def run_command(options: argparse.Namespace) -> int:
                 _run_on_dask, graph, options.scheduler, options.insecure, run_options
             )
     except WorkflowExecutionError as exc:
-        _say_failures(graph, exc)
+        _say_failures(graph, exc, options.verbose)
         return EXIT_FAILED
     except TimeoutError as exc:
         say(f"error: {exc}")
@@ -110,10 +112,38 @@ def _print_results(results: dict[Any, Any], as_json: bool, out: TextIO) -> None:
             out.write(f"{name}: {text}\n")
 
 
-def _say_failures(graph: Graph, error: WorkflowExecutionError) -> None:
-    """Each failure no ``on_error`` link handled: node, task and cause."""
+#: How many of the user's innermost frames a failure shows without ``-v``.
+SHORT_FRAMES = 3
+
+
+def _say_failures(graph: Graph, error: WorkflowExecutionError, verbose: bool) -> None:
+    """Each failure no ``on_error`` link handled: node, task and cause, then
+    where in the user's code it was raised (every frame and chained exception
+    with ``-v``)."""
     for node_id, cause in error.failures.items():
         say(f"error: {describe_node(graph, node_id)} failed: {_cause(cause)}")
+        if verbose:
+            block = textwrap.indent(format_user_traceback(cause), "  ", bool)
+        else:
+            block = _short_block(cause)
+        sys.stderr.write(block)
+    sys.stderr.flush()
+
+
+def _short_block(error: BaseException) -> str:
+    """The user's innermost frames, and what the error was raised from."""
+    frames = user_frames(error)
+    shown = traceback.StackSummary.from_list(frames[-SHORT_FRAMES:])
+    block = "".join(shown.format())
+    if len(frames) > SHORT_FRAMES:
+        hidden = len(frames) - SHORT_FRAMES
+        block = f"  ... {hidden} outer frame(s), -v shows them\n" + block
+    origin = error.__cause__ or (
+        None if error.__suppress_context__ else error.__context__
+    )
+    if origin is not None:
+        block += f"  (raised from {_cause(origin)}; -v shows where)\n"
+    return block
 
 
 def describe_node(graph: Graph, node_id: NodeId) -> str:

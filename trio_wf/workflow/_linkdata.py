@@ -8,7 +8,6 @@ given and keep no state; recording a link's error is the walker's job.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from ._cache import Provenance
 from ._errors import TaskInputError
 from ._graph import InputName, Link, NodeId, describe_link
 from ._tasks import PPFDICT
+from ._tracebacks import format_user_traceback
 
 
 def conditions_hold(
@@ -67,7 +67,8 @@ def conditions_hold(
 
 def failure_data(node_id: NodeId, exc: BaseException) -> dict[str, Any]:
     """What the ``on_error`` links of failed node ``node_id`` carry."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    # The task's own frames: the engine's say nothing about what went wrong.
+    text = format_user_traceback(exc)
     return {"node_id": node_id, "exception": exc, "traceback": text}
 
 
