@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import time
 from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,11 @@ from trio_wf.workflow import (
     execute_graph,
 )
 
-from .helpers import graph, link, method
+from .helpers import graph, link, method, run_cli
 
 RV = "return_value"
+#: A generous bound on the start-up of a trio-wf process, on a loaded machine.
+STARTUP = 2.5
 
 
 def test_execute_graph_from_sync_code() -> None:
@@ -223,3 +227,45 @@ async def test_thread_backend_waits_for_running_tasks_on_timeout() -> None:
     with pytest.raises(TimeoutError, match=r"did not finish within 0.1 s$"):
         await aexecute_graph(document, worker_type="thread", timeout=0.1)
     assert trio.current_time() - start >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("worker_type", "max_workers"), [("sequential", None), ("thread", 1)]
+)
+@pytest.mark.parametrize("chain", [False, True], ids=["independent", "chain"])
+async def test_in_process_backends_stop_between_nodes_on_timeout(
+    worker_type: str, max_workers: int | None, chain: bool
+) -> None:
+    """Sequential and thread backends cannot stop a running task, but a timeout
+    holds between nodes: of three 0.6 s nodes, independent or in a chain, only
+    the first runs (it took all three before, for independent ones)."""
+    nodes = [method(n, "sleep", inputs={"seconds": 0.6}) for n in "abc"]
+    links = [link("a", "b"), link("b", "c")] if chain else []
+    start = trio.current_time()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.2 s"):
+        await aexecute_graph(
+            graph(nodes, links),
+            worker_type=worker_type,
+            max_workers=max_workers,
+            timeout=0.2,
+        )
+    assert 0.6 <= trio.current_time() - start < 1.2
+
+
+def test_a_timeout_holds_under_the_sequential_cli() -> None:
+    """trio-wf run --worker-type sequential --timeout: exit 124 after the
+    running node, not after every node."""
+    nodes = [method(n, "sleep", inputs={"seconds": 1.5}) for n in "abc"]
+    start = time.monotonic()
+    result = run_cli(
+        "run",
+        "-",
+        "--worker-type",
+        "sequential",
+        "--timeout",
+        "0.2",
+        stdin=json.dumps(graph(nodes)),
+    )
+    assert result.returncode == 124, result.stderr
+    # 1.5 s and the start-up; 4.5 s and more when every node runs.
+    assert time.monotonic() - start < 1.5 + STARTUP

@@ -103,6 +103,14 @@ class SequentialBackend(_InProcess):
     ) -> R:
         # One at a time needs no lock: the call below never yields.
         await trio.lowlevel.checkpoint()
+        # Every node that was ready resumed from that checkpoint in the same
+        # batch, so the ones after the first run once it returns, without the
+        # scheduler in between: a deadline that expired while it blocked the
+        # loop would not reach them.  Go through the scheduler once more, where
+        # the deadline becomes a cancellation, and check for one.
+        if trio.current_effective_deadline() <= trio.current_time():
+            await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._running += 1
         try:
             return sync_fn(*args)

@@ -122,7 +122,8 @@ async def aexecute_graph(
         max_workers: how many tasks run at once (default: one per CPU for a
             private backend, the context's own limit otherwise).
         timeout: seconds after which the run (loading the graph included) is
-            stopped: running tasks are killed (threads are waited for) and
+            stopped: running tasks are killed (a thread's or a sequential
+            task is waited for, and no other node starts after it) and
             `TimeoutError` is raised.
         raise_on_error: if false, return the outputs of the nodes that completed
             instead of raising `WorkflowExecutionError`.
