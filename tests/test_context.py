@@ -319,3 +319,50 @@ async def test_string_worker_types_are_accepted() -> None:
     """worker_type accepts WorkerType members and their string values."""
     async with trio_wf.open_worker_context(worker_type="fork") as ctx:  # type: ignore[arg-type]
         assert ctx.worker_type is WorkerType.FORK
+
+
+async def test_on_start_reports_the_worker_a_call_reaches(
+    worker_type: WorkerType, tmp_path: Path
+) -> None:
+    """on_start gets the pid of the worker that runs the call, once it holds a
+    limiter token and a worker; a second call waits its turn; what on_start
+    raises is raised, the job is not sent, and the worker stays."""
+    limiter = trio.CapacityLimiter(1)
+    seen: list[tuple[str, int, float]] = []
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+
+        async def call(name: str) -> tuple[str, int, float]:
+            def on_start(pid: int) -> None:
+                seen.append((name, pid, trio.current_time()))
+
+            pid = await ctx.run_sync(
+                workers.sleep_and_pid, 0.3, limiter=limiter, on_start=on_start
+            )
+            return name, pid, trio.current_time()
+
+        done: list[tuple[str, int, float]] = []
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for name in "ab":
+                    nursery.start_soon(lambda n=name: _append(done, call(n)))
+        assert sorted(name for name, _, _ in seen) == ["a", "b"]
+        first, second = sorted(seen, key=lambda s: s[2])
+        first_done = next(d for d in done if d[0] == first[0])
+        # The pid is the worker's that ran the call, and the second call
+        # reached its worker only once the first had returned.
+        assert {(s[0], s[1]) for s in seen} == {(d[0], d[1]) for d in done}
+        assert second[2] >= first_done[2]
+        assert first[1] != os.getpid()
+
+        def refuse(pid: int) -> None:
+            raise LookupError(pid)
+
+        record = tmp_path / "ran"
+        with pytest.raises(LookupError):
+            await ctx.run_sync(workers.record_start, str(record), on_start=refuse)
+        assert not record.exists()
+        assert ctx.statistics().idle_workers >= 1
+
+
+async def _append(into: list[Any], awaitable: Any) -> None:
+    into.append(await awaitable)

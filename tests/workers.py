@@ -196,3 +196,8 @@ def pid_and_arena_mappings() -> tuple[int, int]:
     """This worker's pid, and how many worker arenas it has mapped."""
     with open("/proc/self/maps") as maps:
         return os.getpid(), sum("trio_wf-arena" in line for line in maps)
+
+
+def sleep_and_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()

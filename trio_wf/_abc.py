@@ -95,6 +95,10 @@ class AbstractWorker(ABC, Generic[JobT]):
 
     __slots__ = ()
 
+    #: The worker's process id: in messages, and what the ``on_start`` of a
+    #: call reaching this worker is told.
+    pid: int
+
     @abstractmethod
     async def run(
         self, fn: Callable[..., object], job: JobT, *, kill_on_cancel: bool

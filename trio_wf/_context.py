@@ -157,10 +157,22 @@ class WorkerContext(metaclass=NoPublicConstructor):
         kill_on_cancel: bool = False,
         cancellable: bool = False,
         limiter: trio.CapacityLimiter | None = None,
+        on_start: Callable[[int], object] | None = None,
     ) -> R:
         """Run ``sync_fn(*args)`` in one of this context's workers.
 
         See :func:`trio_wf.run_sync` for the semantics.
+
+        Args:
+            on_start: called, in the Trio thread, with the worker's pid when
+                the call reaches its worker: once it holds a ``limiter`` token
+                and a worker (idle, or started for it), just before the job is
+                sent.  The time from the call to ``on_start`` is the wait for a
+                worker; from ``on_start`` to the return, the run.  If that
+                worker turns out to have left before reading the job, the job
+                goes to another and ``on_start`` is called again.  What it
+                raises is raised here, and the job is not sent.  When it is
+                ``None`` (the default), the call costs nothing more.
 
         Raises:
             trio.ClosedResourceError: if the context has been closed.
@@ -177,7 +189,11 @@ class WorkerContext(metaclass=NoPublicConstructor):
         if limiter is None:
             limiter = current_default_worker_limiter()
         result: R = await self._pool.run_sync(
-            sync_fn, args, kill_on_cancel=kill_on_cancel or cancellable, limiter=limiter
+            sync_fn,
+            args,
+            kill_on_cancel=kill_on_cancel or cancellable,
+            limiter=limiter,
+            on_start=on_start,
         )
         return result
 

@@ -80,10 +80,11 @@ class WorkerPool(Generic[JobT]):
         *,
         kill_on_cancel: bool,
         limiter: Any,
+        on_start: Callable[[int], object] | None = None,
     ) -> Any:
         if type(limiter) is not trio.CapacityLimiter:
             async with limiter:
-                return await self._run_limited(fn, args, kill_on_cancel)
+                return await self._run_limited(fn, args, kill_on_cancel, on_start)
         # The same, one trip through the scheduler cheaper: entry is a cancel
         # point here, and waiting for the worker's reply is the schedule point.
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -92,7 +93,7 @@ class WorkerPool(Generic[JobT]):
         except trio.WouldBlock:
             await limiter.acquire()
         try:
-            return await self._run_limited(fn, args, kill_on_cancel)
+            return await self._run_limited(fn, args, kill_on_cancel, on_start)
         finally:
             limiter.release()
 
@@ -124,7 +125,11 @@ class WorkerPool(Generic[JobT]):
             raise failures[0]
 
     async def _run_limited(
-        self, fn: Callable[..., Any], args: Sequence[Any], kill_on_cancel: bool
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kill_on_cancel: bool,
+        on_start: Callable[[int], object] | None = None,
     ) -> Any:
         if self._closed:
             await _refuse_closed()
@@ -145,6 +150,12 @@ class WorkerPool(Generic[JobT]):
                     # job runs, and the cancellation is delivered afterwards.
                     with trio.CancelScope(shield=not kill_on_cancel):
                         worker = await self._start_worker()
+                if on_start is not None:
+                    try:
+                        on_start(worker.pid)
+                    except BaseException:
+                        self._put_back(worker)
+                        raise
                 result = await worker.run(fn, job, kill_on_cancel=kill_on_cancel)
                 if result is not RESUBMIT:
                     self._put_back(worker)

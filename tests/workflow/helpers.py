@@ -28,6 +28,8 @@ class InProcess:
     ``autojump_clock``), then calls the function: walker tests can see which
     nodes overlap without depending on the machine.  It records the peak number
     of calls in flight and whether calls asked to be killed on cancellation.
+    Like a `trio_wf.WorkerContext`, it calls ``on_start`` once it holds a
+    ``limiter`` token.
     """
 
     def __init__(self, delay: float = 1.0) -> None:
@@ -43,12 +45,15 @@ class InProcess:
         *args: Unpack[Ts],
         kill_on_cancel: bool = False,
         limiter: trio.CapacityLimiter | None = None,
+        on_start: Callable[[int], object] | None = None,
     ) -> R:
         self.kill_on_cancel.add(kill_on_cancel)
         gate: AbstractAsyncContextManager[Any] = (
             nullcontext() if limiter is None else limiter
         )
         async with gate:
+            if on_start is not None:
+                on_start(os.getpid())
             self.calls += 1
             self.running += 1
             self.peak = max(self.peak, self.running)

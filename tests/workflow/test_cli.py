@@ -80,7 +80,7 @@ def test_inputs_from_a_file_and_verbose_events(tmp_path: Path) -> None:
         "run", DIAMOND, "--inputs", inputs, "-v", "--worker-type", "sequential"
     )
     assert result.stdout == "return_value: 31\n"
-    assert "trio-wf: product: started\n" in result.stderr
+    assert "trio-wf: product: started in process " in result.stderr
     assert "trio-wf: largest: done in " in result.stderr
 
 

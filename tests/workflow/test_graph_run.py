@@ -40,8 +40,10 @@ async def test_events_arrive_as_the_run_goes(
             seen.append((event.node_id, event.kind, trio.current_time()))
         assert run.result == {RV: 3}
     assert seen == [
+        ("a", "queued", 0.0),
         ("a", "start", 0.0),
         ("a", "end", 1.0),
+        ("b", "queued", 1.0),
         ("b", "start", 1.0),
         ("b", "end", 2.0),
     ]

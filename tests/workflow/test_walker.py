@@ -429,13 +429,37 @@ async def test_events(backend: InProcess, autojump_clock: Any) -> None:
         document, context=backend, on_event=events.append, raise_on_error=False
     )
     assert [(e.kind, e.node_id, e.label, e.duration) for e in events] == [
+        ("queued", "a", "A", None),
         ("start", "a", "A", None),
         ("end", "a", "A", 1.0),
+        ("queued", "b", "b", None),
         ("start", "b", "b", None),
         ("error", "b", "b", 1.0),
     ]
     assert isinstance(events[-1].error, ValueError)
-    assert all(e.worker_pid is not None for e in events if e.kind == "end")
+    assert all(e.worker_pid is not None for e in events if e.kind != "queued")
+
+
+async def test_events_tell_waiting_for_a_worker_from_running(
+    backend: InProcess, autojump_clock: Any
+) -> None:
+    """Four 1 s nodes on two workers: two start at 0, two at 1 after waiting
+    1 s; each ran for 1 s (its wait is reported apart, as queued)."""
+    events: list[tuple[str, Any, float, float | None, float | None]] = []
+
+    def on_event(e: NodeEvent) -> None:
+        events.append((e.kind, e.node_id, trio.current_time(), e.duration, e.queued))
+
+    nodes = [method(n, "add", inputs={"a": 1}) for n in "abcd"]
+    await aexecute_graph(
+        graph(nodes), context=backend, max_workers=2, on_event=on_event
+    )
+    starts = {e[1]: (e[2], e[4]) for e in events if e[0] == "start"}
+    assert sorted(starts.values()) == [(0, 0), (0, 0), (1, 1), (1, 1)]
+    ends = [e for e in events if e[0] == "end"]
+    assert {(e[3], e[4]) for e in ends} == {(1.0, 0), (1.0, 1)}
+    assert [e[0] for e in events].count("queued") == 4
+    assert all(e[2] == 0 for e in events if e[0] == "queued")
 
 
 class RandomDelays(InProcess):

@@ -3,11 +3,15 @@
 One argument of `aexecute_graph` chooses: ``worker_type`` (our spelling), or
 ewoksppf's ``pool_type`` or ewoksdask's ``scheduler`` where they mean the same.
 The two in-process backends implement `trio_wf.SupportsRunSync` like a
-`trio_wf.WorkerContext`, so the walker cannot tell them apart.
+`trio_wf.WorkerContext`, ``on_start`` included, so the walker cannot tell them
+apart.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -67,12 +71,32 @@ class ThreadBackend(_InProcess):
     the cancellation goes on.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Threads start under the caller's limiter, taken here when on_start
+        # must be told; this one then lets every thread through.
+        self._unlimited = trio.CapacityLimiter(math.inf)
+
     async def run_sync(
         self,
         sync_fn: Callable[[Unpack[Ts]], R],
         *args: Unpack[Ts],
         kill_on_cancel: bool = False,
         limiter: trio.CapacityLimiter | None = None,
+        on_start: Callable[[int], object] | None = None,
+    ) -> R:
+        if on_start is None:
+            return await self._run(sync_fn, *args, limiter=limiter)
+        gate = limiter or trio.to_thread.current_default_thread_limiter()
+        async with gate:
+            on_start(os.getpid())
+            return await self._run(sync_fn, *args, limiter=self._unlimited)
+
+    async def _run(
+        self,
+        sync_fn: Callable[[Unpack[Ts]], R],
+        *args: Unpack[Ts],
+        limiter: trio.CapacityLimiter | None,
     ) -> R:
         self._running += 1
         try:
@@ -100,6 +124,7 @@ class SequentialBackend(_InProcess):
         *args: Unpack[Ts],
         kill_on_cancel: bool = False,
         limiter: trio.CapacityLimiter | None = None,
+        on_start: Callable[[int], object] | None = None,
     ) -> R:
         # One at a time needs no lock: the call below never yields.
         await trio.lowlevel.checkpoint()
@@ -111,11 +136,26 @@ class SequentialBackend(_InProcess):
         if trio.current_effective_deadline() <= trio.current_time():
             await trio.lowlevel.checkpoint()
         await trio.lowlevel.checkpoint_if_cancelled()
+        if on_start is not None:
+            on_start(os.getpid())
         self._running += 1
         try:
             return sync_fn(*args)
         finally:
             self._running -= 1
+
+
+def reports_start(backend: Any) -> bool:
+    """Whether ``backend.run_sync`` takes ``on_start``, as `trio_wf.WorkerContext`
+    and the in-process backends do: then it says when, and in which process, a
+    task reaches its worker."""
+    if isinstance(backend, (trio_wf.WorkerContext, ThreadBackend, SequentialBackend)):
+        return True
+    try:
+        parameters = inspect.signature(backend.run_sync).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "on_start" in parameters
 
 
 def choose_worker_type(

@@ -166,14 +166,16 @@ def _report(event: NodeEvent) -> None:
     where = f" (iteration {event.iteration})" if event.iteration > 1 else ""
     # A label comes from the graph: a part of it, the rest of the line kept.
     label = shorten(event.label, QUOTE_LIMIT)
+    pid = "" if event.worker_pid is None else f" in process {event.worker_pid}"
     if event.kind == "start":
-        say(f"{label}: started{where}")
+        waited = event.queued or 0.0
+        wait = f" after {waited:.3f} s waiting for a worker" if waited >= 0.001 else ""
+        say(f"{label}: started{pid}{wait}{where}")
     elif event.kind == "end":
-        pid = "" if event.worker_pid is None else f" in process {event.worker_pid}"
         say(f"{label}: done in {event.duration:.3f} s{pid}{where}")
     elif event.kind == "cached":
         say(f"{label}: outputs read from the cache{where}")
-    else:
+    elif event.kind == "error":
         say(f"{label}: failed: {_cause(event.error or Exception())}{where}")
 
 

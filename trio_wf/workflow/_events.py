@@ -16,7 +16,8 @@ class NodeStatus(str, enum.Enum):
 
     #: Not reached: the run was cancelled, or timed out, before.
     PENDING = "pending"
-    #: Its task was running when the run was cancelled or timed out.
+    #: Its task was running, or waiting for a worker, when the run was
+    #: cancelled or timed out.
     RUNNING = "running"
     #: Its task returned; its outputs are available.
     SUCCEEDED = "succeeded"
@@ -35,26 +36,36 @@ class NodeEvent:
     """One step of a node, passed to the ``on_event`` callback of a run.
 
     Attributes:
-        kind: ``"start"`` when the node's inputs are complete and its task is
-            submitted (it may still wait for a worker), ``"end"`` when the task
-            returned, ``"error"`` when the node failed, ``"cached"`` when its
-            outputs were read from the ``cache_dir`` of an earlier run instead
-            (no ``"start"`` event then).
+        kind: ``"queued"`` when the node's inputs are complete and its task is
+            handed to the backend, where it may wait for a worker; ``"start"``
+            when the task reaches its worker; ``"end"`` when the task
+            returned; ``"error"`` when the node failed (without a ``"start"``
+            if it failed before its task reached a worker: its inputs could
+            not be assembled, say); ``"cached"`` when its outputs were read
+            from the ``cache_dir`` of an earlier run instead (no other event
+            then).  With a backend that cannot tell when a task reaches its
+            worker (a Dask cluster, a backend of your own), ``"start"``
+            follows ``"queued"`` at once.
         node_id: the node's id.
         label: its display label.
         time: wall-clock time of the event, as ``time.time()`` gives it.
-        worker_pid: the process id of the worker that ran the task, on ``"end"``
-            events of tasks that ran in a worker (and on ``"error"`` events for a
-            worker crash); otherwise ``None``.
-        duration: seconds since the ``"start"`` event, on ``"end"`` and
-            ``"error"`` events (on ``"cached"`` events, the time reading the
-            outputs took); measured with Trio's clock.
+        worker_pid: the process id of the worker running the task, on
+            ``"start"``, ``"end"`` and ``"error"`` events of tasks that reach a
+            worker (the calling process's for the thread and sequential
+            backends); ``None`` where no worker is known (script and
+            ``ppfport`` tasks, backends that cannot tell).
+        duration: the task's run time, from its ``"start"``, on ``"end"`` and
+            ``"error"`` events (0 for a node that failed before it started; on
+            ``"cached"`` events, the time reading the outputs took); measured
+            with Trio's clock.
         error: the exception, on ``"error"`` events.
         iteration: how many times the node has started in this run, this time
             included: 1, except for the nodes of loops.
+        queued: how long the task waited for a worker, from ``"queued"`` to
+            ``"start"``, on ``"start"``, ``"end"`` and ``"error"`` events.
     """
 
-    kind: Literal["start", "end", "error", "cached"]
+    kind: Literal["queued", "start", "end", "error", "cached"]
     node_id: NodeId
     label: str
     time: float
@@ -62,6 +73,7 @@ class NodeEvent:
     duration: float | None = None
     error: BaseException | None = None
     iteration: int = 1
+    queued: float | None = None
 
 
 #: The type of the ``on_event`` callback of a run.

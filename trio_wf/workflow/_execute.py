@@ -127,8 +127,9 @@ async def aexecute_graph(
             `TimeoutError` is raised.
         raise_on_error: if false, return the outputs of the nodes that completed
             instead of raising `WorkflowExecutionError`.
-        on_event: called with a `NodeEvent` when a node starts, ends or fails,
-            in the Trio thread; what it raises aborts the run.
+        on_event: called with a `NodeEvent` when a node is queued for a
+            worker, starts, ends or fails, in the Trio thread; what it raises
+            aborts the run.
         max_iterations: how many times a node of a loop may run; one more
             fails it with `LoopLimitError` (see :ref:`loops`).
         pool_type: ewoksppf's spelling of ``worker_type``: ``"process"``
@@ -224,13 +225,7 @@ async def aexecute_graph(
         # cancel_called, not cancelled_caught: threads are waited for, and the
         # run may end normally after its deadline; it still took too long.
         if scope.cancel_called:
-            running = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
-            msg = f"{loaded.display_name} did not finish within {timeout} s" + (
-                f"; nodes {quote_items(running)} were running and have been killed"
-                if running
-                else ""
-            )
-            raise TimeoutError(msg)
+            raise TimeoutError(_timeout_message(loaded, run, timeout))
         assert run is not None
         results = collect_results(run, selection, merge_outputs)
         if raise_on_error:
@@ -240,6 +235,20 @@ async def aexecute_graph(
             order = loaded.analysis.order
             return {node_id: tasks[node_id] for node_id in order if node_id in tasks}
         return results
+
+
+def _timeout_message(graph: Graph, run: Run | None, timeout: float | None) -> str:
+    """What was running, and what was waiting for a worker, at the deadline."""
+    submitted = [] if run is None else ids_with_status(run, NodeStatus.RUNNING)
+    started = set() if run is None else {run.nodes[i].id for i in run.started}
+    running = [node_id for node_id in submitted if node_id in started]
+    waiting = [node_id for node_id in submitted if node_id not in started]
+    msg = f"{graph.display_name} did not finish within {timeout} s"
+    if running:
+        msg += f"; nodes {quote_items(running)} were running and have been stopped"
+    if waiting:
+        msg += f"; nodes {quote_items(waiting)} were waiting for a worker"
+    return msg
 
 
 def execute_graph(

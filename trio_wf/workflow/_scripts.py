@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -52,8 +52,12 @@ async def run_script(
     node: Node,
     inputs: Mapping[InputName, Any],
     limiter: trio.CapacityLimiter | None,
+    on_start: Callable[[int | None], object],
 ) -> dict[str, Any]:
-    """Run a script node; outputs ``return_code``, ``out`` and ``err``."""
+    """Run a script node; outputs ``return_code``, ``out`` and ``err``.
+
+    ``on_start`` is called once a ``limiter`` token is held, as the program
+    starts."""
     assert node.argv is not None  # set on load
     env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
     extra = inputs.get("_env") or {}
@@ -74,6 +78,7 @@ async def run_script(
     if limiter is None:
         limiter = trio.CapacityLimiter(1)
     async with limiter:
+        on_start(None)
         try:
             with trio.fail_after(float("inf") if timeout is None else timeout):
                 done = await trio.run_process(

@@ -78,6 +78,10 @@ class RunState:
             [{} for _ in range(n)] if cache is not None else []
         )
         self._pending_keys: dict[int, str | None] = {}
+        # When each node now on a worker got there (Trio's clock): a node
+        # handed to the backend and not in here is still waiting for one.
+        # Also the worker's pid, if known.
+        self.started: dict[int, tuple[float, int | None]] = {}
 
     def prepare(self, i: int) -> dict[InputName, Any] | Exception:
         """The node's inputs, or the error that fails it; consumes link errors."""
@@ -105,7 +109,7 @@ class RunState:
         node = self.nodes[i]
         self.status[i] = NodeStatus.RUNNING
         self.runs[i] += 1
-        started = trio.current_time()
+        submitted = trio.current_time()
         key = self._pending_keys.pop(i, None)
         self.keys.pop(i, None)
         if key is not None and not isinstance(inputs, Exception):
@@ -116,31 +120,49 @@ class RunState:
                 self.outputs[i] = cached
                 self.failures.pop(i, None)
                 self.keys[i] = key
-                self.emit("cached", i, None, trio.current_time() - started)
+                self.emit("cached", i, None, trio.current_time() - submitted)
                 return
-        self.emit("start", i)
+        event_error: list[BaseException] = []
+
+        def on_start(pid: int | None) -> None:
+            now = trio.current_time()
+            self.started[i] = (now, pid)
+            try:
+                self.emit("start", i, pid, queued=now - submitted)
+            except BaseException as exc:  # on_event's: it aborts the run
+                event_error.append(exc)
+                raise
+
         try:
             if isinstance(inputs, Exception):
                 raise inputs
-            outputs, pid = await self.runner.run(node, inputs)
+            self.emit("queued", i)
+            outputs, pid = await self.runner.run(node, inputs, on_start)
             if key is not None:
                 assert self.cache is not None
                 await self.cache.store(key, outputs)
         except (Exception, SystemExit) as exc:
-            # Cancelled and KeyboardInterrupt go through untouched.
+            # Cancelled and KeyboardInterrupt go through untouched, and so do
+            # the errors of on_event, which abort the run.
+            if event_error and exc is event_error[0]:
+                raise
             self.status[i] = NodeStatus.FAILED
             self.outputs.pop(i, None)
             self.failures[i] = exc
-            duration = trio.current_time() - started
-            pid = exc.pid if isinstance(exc, trio_wf.BrokenWorkerError) else None
-            self.emit("error", i, pid, duration, exc)
+            now = trio.current_time()
+            started, pid = self.started.pop(i, (now, None))
+            if isinstance(exc, trio_wf.BrokenWorkerError):
+                pid = exc.pid
+            self.emit("error", i, pid, now - started, exc, started - submitted)
         else:
             self.status[i] = NodeStatus.SUCCEEDED
             self.outputs[i] = outputs
             self.failures.pop(i, None)
             if key is not None:
                 self.keys[i] = key
-            self.emit("end", i, pid, trio.current_time() - started)
+            now = trio.current_time()
+            started, _ = self.started.pop(i, (now, None))
+            self.emit("end", i, pid, now - started, queued=started - submitted)
 
     def emit(
         self,
@@ -149,6 +171,7 @@ class RunState:
         pid: int | None = None,
         duration: float | None = None,
         error: BaseException | None = None,
+        queued: float | None = None,
     ) -> None:
         """Report a `NodeEvent` of node ``i`` to ``on_event``, if there is one."""
         if self.on_event is None:
@@ -163,6 +186,7 @@ class RunState:
             duration,
             error,
             max(self.runs[i], 1),
+            queued,
         )
         self.on_event(event)
 

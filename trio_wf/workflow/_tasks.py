@@ -19,7 +19,7 @@ type and identifier) is checked when the graph is read, by `._identifiers`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -29,6 +29,7 @@ from _trio_wf_worker._ewoks_tasks import plain_values, run_class_node, run_ewoks
 from _trio_wf_worker._tasks import check_task_class, load_task, run_task
 
 from .._util import quote, quote_items
+from ._backends import reports_start
 from ._errors import TaskInputError
 from ._ewoks import EWOKS_TASK_TYPES, EwoksSettings, node_attrs
 from ._graph import InputName, Node, NodeId
@@ -118,39 +119,43 @@ class TaskRunner:
         self._settings = None if ewoks is None else ewoks.for_worker()
         #: With ``output_tasks``: the ewokscore task each node last executed.
         self.tasks: dict[NodeId, Any] = {}
+        self._reports_start = reports_start(backend)
 
     async def run(
-        self, node: Node, inputs: Mapping[InputName, Any]
+        self,
+        node: Node,
+        inputs: Mapping[InputName, Any],
+        on_start: Callable[[int | None], object],
     ) -> tuple[dict[str, Any], int | None]:
         """Run ``node``'s task; return its outputs and the worker's pid.
 
+        ``on_start`` is called when the task reaches its worker, with the
+        worker's pid (``None`` for tasks that run in this process).  A backend
+        that cannot tell (a Dask cluster, a backend of the caller's) is
+        considered to have reached its worker when the task is handed to it.
         Cancellation kills the worker running the task.
         """
         if node.task_type == "class" or (
             self.ewoks is not None and node.task_type in EWOKS_TASK_TYPES
         ):
-            return await self._run_ewoks(node, inputs)
+            return await self._run_ewoks(node, inputs, on_start)
         if node.task_type == "ppfport":
             await trio.lowlevel.checkpoint()
+            on_start(None)
             return {PPFDICT: ppf_inputs(node, inputs)}, None
         assert node.task_identifier is not None  # checked on load
         if node.task_type == "script":
             assert self.allow_scripts  # checked before the run
             if self.ewoks is not None:
                 inputs = plain_values(inputs)
-            return await run_script(node, inputs, self.limiter), None
+            return await run_script(node, inputs, self.limiter, on_start), None
         # method: f(*positional, **keywords); ppfmethod: f(**all inputs).
         if node.task_type == "method":
             args, kwargs = split_method_inputs(node, inputs)
         else:
             args, kwargs = (), ppf_inputs(node, inputs)
-        pid, result = await self.backend.run_sync(
-            EXECUTOR,
-            node.task_identifier,
-            args,
-            kwargs,
-            kill_on_cancel=True,
-            limiter=self.limiter,
+        pid, result = await self._call(
+            on_start, EXECUTOR, node.task_identifier, args, kwargs
         )
         if node.task_type == "method":
             return {"return_value": result}, pid
@@ -162,33 +167,41 @@ class TaskRunner:
             raise TypeError(msg)
         return {PPFDICT: {**kwargs, **result}}, pid
 
+    async def _call(self, on_start: Callable[[int | None], object], *job: Any) -> Any:
+        """``job`` on the backend, killed on cancellation, with ``on_start``
+        called when it reaches its worker (or now, if the backend cannot say)."""
+        if self._reports_start:
+            return await self.backend.run_sync(  # type: ignore[call-arg]
+                *job, kill_on_cancel=True, limiter=self.limiter, on_start=on_start
+            )
+        on_start(None)
+        return await self.backend.run_sync(
+            *job, kill_on_cancel=True, limiter=self.limiter
+        )
+
     async def _run_ewoks(
-        self, node: Node, inputs: Mapping[InputName, Any]
+        self,
+        node: Node,
+        inputs: Mapping[InputName, Any],
+        on_start: Callable[[int | None], object],
     ) -> tuple[dict[str, Any], int | None]:
         """A class node (the worker tells an ewokscore Task from trio_wf's
         protocol), or any node of a run with ewoks settings."""
         attrs = node_attrs(node)
         if node.task_type == "class":
             assert node.task_identifier is not None  # checked on load
-            pid, outputs, task = await self.backend.run_sync(
+            pid, outputs, task = await self._call(
+                on_start,
                 run_class_node,
                 node.task_identifier,
                 dict(inputs),
                 node.id,
                 attrs,
                 self._settings,
-                kill_on_cancel=True,
-                limiter=self.limiter,
             )
         else:
-            pid, outputs, task = await self.backend.run_sync(
-                run_ewoks_node,
-                node.id,
-                attrs,
-                dict(inputs),
-                self._settings,
-                kill_on_cancel=True,
-                limiter=self.limiter,
+            pid, outputs, task = await self._call(
+                on_start, run_ewoks_node, node.id, attrs, dict(inputs), self._settings
             )
         if task is not None:
             self.tasks[node.id] = task
