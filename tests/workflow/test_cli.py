@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .helpers import ROOT, graph, link, method, run_cli
+from .helpers import ROOT, TRIO_WF, graph, link, method, run_cli
 
 GRAPHS = ROOT / "examples" / "graphs"
 DIAMOND = str(GRAPHS / "diamond.json")
@@ -38,7 +38,7 @@ def test_run_prints_the_results() -> None:
     assert json.loads(result.stdout) == {"return_value": {"size": "small"}}
 
 
-def test_version_and_python_dash_m() -> None:
+def test_version_and_python_dash_m(tmp_path: Path) -> None:
     """--version names the release; python -m trio_wf is the same command."""
     import trio_wf
 
@@ -58,7 +58,8 @@ def test_version_and_python_dash_m() -> None:
         text=True,
         timeout=60,
         check=False,
-        cwd=ROOT,
+        # Not the checkout, whose trio_wf/ would shadow the installed one.
+        cwd=tmp_path,
     )
     assert (result.returncode, result.stdout) == (0, "return_value: 43\n")
 
@@ -380,7 +381,7 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     document = graph([method("a", "announce_and_sleep", inputs={"fifo": str(fifo)})])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trio_wf", "run", write(tmp_path, document)],
+        [TRIO_WF, "run", write(tmp_path, document)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
