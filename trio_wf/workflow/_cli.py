@@ -219,6 +219,14 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"how many times a node of a loop may run (default: {MAX_ITERATIONS})",
     )
     run.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write the run's trace to FILE when it ends: each node's wait for "
+        "a worker and its run, per worker (Chrome trace-event JSON: open it in "
+        "Perfetto or chrome://tracing, or make a report of it with trio-wf "
+        "report)",
+    )
+    run.add_argument(
         "--json",
         action="store_true",
         help="print the results as one JSON object (other values as their repr)",

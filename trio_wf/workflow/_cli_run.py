@@ -55,6 +55,7 @@ def run_command(options: argparse.Namespace) -> int:
         "allow_scripts": options.allow_scripts,
         "allowed_tasks": options.allowed_tasks,
         "cache_dir": options.cache_dir,
+        "trace": options.trace,
         "on_event": _report if options.verbose else None,
     }
     try:

@@ -31,6 +31,7 @@ from ._load import GraphSource, load_graph
 from ._results import collect_results, ids_with_status, raise_for_failures
 from ._selectors import OutputsSpec, Selection, output_selection
 from ._tasks import TaskRunner
+from ._trace import TraceRecorder
 from ._walker import Run
 
 if sys.version_info >= (3, 11):
@@ -67,6 +68,7 @@ class ExecuteOptions(TypedDict, total=False):
     task_options: Mapping[str, Any] | None
     output_tasks: bool
     execinfo: Mapping[str, Any] | str | bool | None
+    trace: str | os.PathLike[str] | None
 
 
 async def aexecute_graph(
@@ -91,6 +93,7 @@ async def aexecute_graph(
     task_options: Mapping[str, Any] | None = None,
     output_tasks: bool = False,
     execinfo: Mapping[str, Any] | str | bool | None = None,
+    trace: str | os.PathLike[str] | None = None,
 ) -> dict[Any, Any]:
     """Run a workflow graph from Trio; every node's task runs in a worker.
 
@@ -158,6 +161,11 @@ async def aexecute_graph(
             this process, node events from each ewokscore task, sent to the
             ``handlers`` it names (ewokscore's ``execinfo``: a dict, a job
             id, or true); needs the extra.  None (the default) sends none.
+        trace: a file to write the run's trace to when it ends, however it
+            ends: each node's wait for a worker and its run, with the worker's
+            pid, in Chrome's trace-event format (Perfetto and
+            ``chrome://tracing`` open it; see :ref:`trace`), and what
+            ``trio-wf report`` draws.
 
     Returns:
         The selected outputs, merged or per node.  Only nodes that completed
@@ -208,20 +216,30 @@ async def aexecute_graph(
         limiter = None
         if max_workers is not None or context is None:
             limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
+        recorder = None if trace is None else TraceRecorder()
+        if recorder is not None:
+            on_event = recorder.chain(on_event)
         run: Run | None = None
-        with trio.move_on_at(deadline) as scope:
-            backend = open_backend(kind) if context is None else nullcontext(context)
-            async with backend as runner:
-                run = Run(
-                    loaded,
-                    TaskRunner(
-                        runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks
-                    ),
-                    on_event,
-                    max_iterations,
-                    cache,
+        try:
+            with trio.move_on_at(deadline) as scope:
+                backend = (
+                    open_backend(kind) if context is None else nullcontext(context)
                 )
-                await run.run()
+                async with backend as runner:
+                    run = Run(
+                        loaded,
+                        TaskRunner(
+                            runner, limiter, allow_scripts=allow_scripts, ewoks=ewoks
+                        ),
+                        on_event,
+                        max_iterations,
+                        cache,
+                    )
+                    await run.run()
+        finally:
+            if recorder is not None:
+                assert trace is not None
+                recorder.write(trace, loaded, None if run is None else run.status)
         # cancel_called, not cancelled_caught: threads are waited for, and the
         # run may end normally after its deadline; it still took too long.
         if scope.cancel_called:
