@@ -213,7 +213,7 @@ def test_every_option_has_help_text() -> None:
     subcommands = next(
         action for action in parser._actions if action.dest == "command"
     ).choices
-    assert set(subcommands) == {"run", "check", "show"}
+    assert set(subcommands) == {"run", "check", "show", "report"}
     for command in (parser, *subcommands.values()):
         for action in command._actions:
             assert action.help, (command.prog, action.dest)

@@ -1,9 +1,9 @@
-"""The ``trio-wf`` command: run, check and draw workflow graphs.
+"""The ``trio-wf`` command: run, check and draw workflow graphs, report on runs.
 
 ``trio-wf run GRAPH`` runs a graph (`._cli_run`); ``trio-wf check GRAPH``
-validates one and runs nothing; ``trio-wf show GRAPH`` draws one
-(`._cli_graph`).  ``python -m trio_wf`` and ``python -m trio_wf.workflow`` are
-the same command.
+validates one and runs nothing; ``trio-wf show GRAPH`` draws one;
+``trio-wf report TRACE`` makes a page of a run's trace (`._cli_graph`).
+``python -m trio_wf`` and ``python -m trio_wf.workflow`` are the same command.
 
 Exit status: 0 when the run succeeded (or the graph is valid), 1 when a node
 failed (each failure is named on standard error, with where in your code it
@@ -28,7 +28,14 @@ from ._cli_config import (
     worker_type,
     workers,
 )
-from ._cli_graph import EXIT_USAGE, UsageError, check_command, json_inputs, show_command
+from ._cli_graph import (
+    EXIT_USAGE,
+    UsageError,
+    check_command,
+    json_inputs,
+    report_command,
+    show_command,
+)
 from ._cli_run import EXIT_INTERRUPTED, run_command, say
 from ._execute import MAX_ITERATIONS
 
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.command == "check":
             _importable_cwd()
             return check_command(options)
+        if options.command == "report":
+            return report_command(options)
         return show_command(options)
     except (UsageError, ConfigError) as exc:
         say(f"error: {exc}")
@@ -138,6 +147,24 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=("mermaid", "dot", "svg", "png"),
         help="the format (default: from --output's extension, else mermaid)",
+    )
+    report = commands.add_parser(
+        "report",
+        help="make a self-contained HTML report of a run's trace",
+        description=(
+            "Turn the trace that trio-wf run --trace wrote into one HTML page "
+            "that opens offline: the graph with each node's state, a timeline "
+            "with one lane per worker, and each node's times and error."
+        ),
+    )
+    report.add_argument(
+        "trace", metavar="TRACE", help="the trace file (trio-wf run --trace)"
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the HTML file to write (default: TRACE with the extension .html)",
     )
     return parser
 

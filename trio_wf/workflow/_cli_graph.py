@@ -1,7 +1,8 @@
 """Reading the GRAPH argument, and the commands that only read a graph.
 
 ``trio-wf check GRAPH`` validates it (exit 0 or 2) and ``trio-wf show GRAPH``
-draws it (`._picture`); neither runs a task.  GRAPH is a file, or ``-`` for
+draws it (`._picture`); neither runs a task.  ``trio-wf report TRACE`` turns
+the trace of a run into a page (`._report`).  GRAPH is a file, or ``-`` for
 standard input; a directory, or a document that is not a graph, is refused
 with a message in command-line words.
 """
@@ -22,6 +23,7 @@ from ._limits import MAX_GRAPH_BYTES
 from ._load import load_graph
 from ._picture import dot, mermaid, render
 from ._read import parse_text
+from ._report import ReportError, read_trace, report_html
 
 EXIT_USAGE = 2
 
@@ -135,6 +137,26 @@ def show_command(options: argparse.Namespace) -> int:
     except OSError as exc:
         msg = f"cannot write {quote(options.output)}: {exc.strerror}"
         raise UsageError(msg) from exc
+    return 0
+
+
+def report_command(options: argparse.Namespace) -> int:
+    """``trio-wf report``: a run trace as one self-contained HTML page."""
+    output = options.output or os.path.splitext(options.trace)[0] + ".html"
+    try:
+        page = report_html(read_trace(options.trace))
+    except OSError as exc:
+        msg = f"cannot read {quote(options.trace)}: {exc.strerror}"
+        raise UsageError(msg) from exc
+    except ReportError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(page)
+    except OSError as exc:
+        msg = f"cannot write {quote(output)}: {exc.strerror}"
+        raise UsageError(msg) from exc
+    print(f"wrote {output}")
     return 0
 
 
