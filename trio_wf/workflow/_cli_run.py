@@ -9,13 +9,15 @@ import pprint
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
 import trio
 
 from .._util import QUOTE_LIMIT, quote, shorten
 from ._cli_graph import EXIT_USAGE, UsageError, read_graph
+from ._cli_progress import LiveProgress, RunCounts
 from ._errors import WorkflowExecutionError
 from ._events import NodeEvent
 from ._execute import aexecute_graph, execute_graph
@@ -56,21 +58,26 @@ def run_command(options: argparse.Namespace) -> int:
         "allowed_tasks": options.allowed_tasks,
         "cache_dir": options.cache_dir,
         "trace": options.trace,
-        "on_event": _report if options.verbose else None,
     }
+    # Animated on a terminal only: a log or a pipe gets no escape sequences.
+    animate = not (options.quiet or options.verbose) and _on_a_terminal()
+    counts = RunCounts(graph) if animate or options.verbose else None
+    display: AbstractContextManager[Any] = nullcontext()
+    if animate:
+        display = progress = LiveProgress(graph)
+        counts = progress.counts
+        run_options["on_event"] = progress
+    elif counts is not None:
+        run_options["on_event"] = _both(counts, _report)
     try:
-        if options.scheduler is None:
-            results = execute_graph(
-                graph, worker_type=options.worker_type, **run_options
-            )
-        else:
-            results = trio.run(
-                _run_on_dask, graph, options.scheduler, options.insecure, run_options
-            )
+        with display:
+            results = _execute(graph, options, run_options)
     except WorkflowExecutionError as exc:
+        _summary(counts)
         _say_failures(graph, exc, options.verbose)
         return EXIT_FAILED
     except TimeoutError as exc:
+        _summary(counts)
         say(f"error: {exc}")
         return EXIT_TIMEOUT
     except (ValueError, TypeError, OSError, ImportError) as exc:
@@ -82,6 +89,7 @@ def run_command(options: argparse.Namespace) -> int:
         if _only_interrupts(exc):
             raise KeyboardInterrupt from None
         raise
+    _summary(counts)
     try:
         _print_results(results, options.json, sys.stdout)
         sys.stdout.flush()
@@ -90,6 +98,36 @@ def run_command(options: argparse.Namespace) -> int:
         # error of ours, and Python must not report it again at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _execute(
+    graph: Graph, options: argparse.Namespace, run_options: dict[str, Any]
+) -> dict[Any, Any]:
+    if options.scheduler is None:
+        return execute_graph(graph, worker_type=options.worker_type, **run_options)
+    return trio.run(
+        _run_on_dask, graph, options.scheduler, options.insecure, run_options
+    )
+
+
+def _on_a_terminal() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def _both(
+    first: Callable[[NodeEvent], object], second: Callable[[NodeEvent], object]
+) -> Callable[[NodeEvent], None]:
+    def on_event(event: NodeEvent) -> None:
+        first(event)
+        second(event)
+
+    return on_event
+
+
+def _summary(counts: RunCounts | None) -> None:
+    """The one line that ends the progress display, or the -v events."""
+    if counts is not None:
+        say(counts.summary())
 
 
 async def _run_on_dask(
