@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
+import pty
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +142,73 @@ async def test_chunksize_validation(chunksize: object) -> None:
     with pytest.raises(ValueError, match="chunksize must be a positive integer"):
         async with trio_wf.open_map(workers.square, [1], chunksize=chunksize):  # type: ignore[arg-type]
             pass  # pragma: no cover
+
+
+async def test_progress_callback_counts_every_item() -> None:
+    """progress=f: f(done, total) after each chunk, up to every item."""
+    calls: list[tuple[int, int | None]] = []
+    async with trio_wf.open_worker_context() as ctx:
+        with trio.fail_after(30):
+            async with trio_wf.open_map(
+                workers.square,
+                range(500),
+                context=ctx,
+                progress=lambda *a: calls.append(a),
+            ) as rs:
+                results = [r async for r in rs]
+    assert results == [x * x for x in range(500)]
+    done = [d for d, _ in calls]
+    assert done == sorted(done)
+    assert done[-1] == 500
+    assert {total for _, total in calls} == {500}
+
+
+PROGRESS_SCRIPT = """
+import trio, trio_wf
+from tests import workers
+
+async def main():
+    async with trio_wf.open_map(workers.square, range(300), progress={progress}) as rs:
+        print(sum([r async for r in rs]))
+
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_bar_on_a_terminal(progress: bool) -> None:
+    """progress=True draws a bar (items done of the total) on standard error
+    when it is a terminal; by default nothing is drawn."""
+    root = Path(__file__).parents[1]
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    with tempfile.TemporaryDirectory() as cwd:
+        code = f"import sys; sys.path.append({str(root)!r})\n"
+        code += PROGRESS_SCRIPT.format(progress=progress)
+        with subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            cwd=cwd,
+            env=env,
+        ) as process:
+            os.close(slave)
+            err = b""
+            while True:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:
+                    break
+                if not data:
+                    break
+                err += data
+            os.close(master)
+            out = process.stdout.read() if process.stdout else b""
+            assert process.wait(timeout=60) == 0, err
+    assert out.decode() == f"{sum(x * x for x in range(300))}\n"
+    text = err.decode("utf-8", "replace")
+    if progress:
+        assert "300/300" in text
+        assert "open_map" in text
+    else:
+        assert text == ""

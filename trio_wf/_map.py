@@ -11,8 +11,14 @@ from collections.abc import (
     AsyncIterator,
     Callable,
     Iterable,
+    Iterator,
 )
-from contextlib import aclosing, asynccontextmanager
+from contextlib import (
+    aclosing,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from typing import Generic, TypeVar, final
 
 import trio
@@ -142,6 +148,7 @@ async def open_map(
     context: SupportsRunSync | None = None,
     limiter: trio.CapacityLimiter | None = None,
     kill_on_cancel: bool = False,
+    progress: bool | Callable[[int, int | None], object] = False,
 ) -> AsyncIterator[MapResults[R]]:
     """Run ``fn(item)`` for every item on worker processes; iterate the results.
 
@@ -172,6 +179,12 @@ async def open_map(
         limiter: bounds the chunks running at once; default:
             `current_default_worker_limiter`.
         kill_on_cancel: passed to ``run_sync`` for every chunk.
+        progress: ``True`` to draw a progress bar on standard error (items
+            done, of how many if ``items`` has a length, elapsed and remaining
+            time; drawn with rich, redrawn only on a terminal); or a function
+            called, in this thread, with ``(items done, total or None)`` as
+            each chunk completes, to feed a progress display of your own.
+            Off by default.
 
     Raises:
         BaseException: the first exception ``fn`` raised (in input order when
@@ -188,8 +201,12 @@ async def open_map(
     total = 0 if isinstance(items, AsyncIterable) else operator.length_hint(items, 0)
     sizer = _ChunkSizer(chunksize, total or None, workers)
     results: MapResults[R] = MapResults(ordered, window=2 * workers)
+    display = _progress_bar(total or None) if progress is True else nullcontext()
+    report = progress if callable(progress) else None
+    finished = 0
 
     async def run_one(index: int, chunk: list[T]) -> None:
+        nonlocal finished
         try:
             seconds, done = await ctx.run_sync(
                 run_chunk, fn, chunk, kill_on_cancel=kill_on_cancel, limiter=limiter
@@ -199,6 +216,9 @@ async def open_map(
             return
         sizer.observe(len(chunk), seconds)  # time in the worker, not in the queue
         results._deliver(index, done)
+        if report is not None:
+            finished += len(chunk)
+            report(finished, total or None)
 
     async def produce(nursery: trio.Nursery) -> None:
         try:
@@ -216,13 +236,49 @@ async def open_map(
     # The body's own exception (fn's error reached by the loop, say) must leave
     # the block as it is, not wrapped in the nursery's exception group.
     body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(produce, nursery)
-        try:
-            yield results
-        except BaseException as exc:
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
+    with display as bar:
+        report = bar or report
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce, nursery)
+            try:
+                yield results
+            except BaseException as exc:
+                body_error = exc
+            finally:
+                nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
+
+
+@contextmanager
+def _progress_bar(total: int | None) -> Iterator[Callable[[int, int | None], None]]:
+    """A rich progress bar on standard error, and the function that moves it."""
+    # Imported here: open_map without progress=True never pays for rich.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn("open_map"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    # What the caller prints meanwhile stays where it was going.
+    console = Console(stderr=True)
+    with Progress(
+        *columns, console=console, redirect_stdout=False, redirect_stderr=False
+    ) as bar:
+        task = bar.add_task("open_map", total=total)
+
+        def advance(done: int, total: int | None) -> None:
+            bar.update(task, completed=done)
+
+        yield advance
