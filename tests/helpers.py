@@ -35,3 +35,28 @@ def assert_all_gone(pids: list[int], timeout: float = 5.0) -> None:
         time.sleep(0.02)
         alive = [p for p in alive if psutil.pid_exists(p)]
     assert not alive, f"worker processes still alive: {alive}"
+
+
+def read_terminal(master: int, timeout: float = 60) -> str:
+    """Everything written to a pseudo-terminal until its last writer closes it
+    (``master`` is closed then), as text."""
+    import os
+    import select
+
+    output = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not data:
+                break
+            output += data
+    finally:
+        os.close(master)
+    return output.decode("utf-8", "replace")

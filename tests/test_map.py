@@ -20,6 +20,7 @@ import trio_wf
 from trio_wf import WorkerType
 
 from . import workers
+from .helpers import read_terminal
 
 
 async def test_ordered_results_match_map(worker_type: WorkerType) -> None:
@@ -193,20 +194,10 @@ def test_progress_bar_on_a_terminal(progress: bool) -> None:
             env=env,
         ) as process:
             os.close(slave)
-            err = b""
-            while True:
-                try:
-                    data = os.read(master, 1 << 16)
-                except OSError:
-                    break
-                if not data:
-                    break
-                err += data
-            os.close(master)
+            text = read_terminal(master)
             out = process.stdout.read() if process.stdout else b""
-            assert process.wait(timeout=60) == 0, err
+            assert process.wait(timeout=60) == 0, text
     assert out.decode() == f"{sum(x * x for x in range(300))}\n"
-    text = err.decode("utf-8", "replace")
     if progress:
         assert "300/300" in text
         assert "open_map" in text

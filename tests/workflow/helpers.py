@@ -117,19 +117,41 @@ def run_cli(
     importable: the command makes its current directory importable.  The
     ``TRIO_WF_*`` settings of the test run are left out, and ``env`` added.
     """
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("TRIO_WF_")
-    }
-    environment.update(env or {})
     return subprocess.run(
         [TRIO_WF, *arguments],
         cwd=cwd,
         input=stdin,
         capture_output=True,
         text=True,
-        env=environment,
+        env=cli_environment(env),
         timeout=timeout,
         check=False,
     )
+
+
+def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without the test run's ``TRIO_WF_*`` settings, plus
+    ``extra``."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TRIO_WF_")
+    }
+    environment.update(extra or {})
+    return environment
+
+
+def local_task_graph(
+    directory: Path, source: str, function: str, **node: Any
+) -> dict[str, Any]:
+    """A one-node graph whose task is ``function`` of a module written, from
+    ``source``, into ``directory`` (importable from there, as the current
+    directory)."""
+    (directory / "localtasks.py").write_text(source)
+    item = {
+        "id": "a",
+        "task_type": "method",
+        "task_identifier": f"localtasks.{function}",
+    }
+    item.update(node)
+    return {"graph": {"id": "local"}, "nodes": [item]}

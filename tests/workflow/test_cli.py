@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .helpers import ROOT, TRIO_WF, graph, link, method, run_cli
+from .helpers import ROOT, TRIO_WF, graph, link, local_task_graph, method, run_cli
 
 GRAPHS = ROOT / "examples" / "graphs"
 DIAMOND = str(GRAPHS / "diamond.json")
@@ -169,20 +169,10 @@ def test_a_graph_on_standard_input(text: str) -> None:
 def test_the_current_directory_is_importable(tmp_path: Path) -> None:
     """A task module next to the graph runs, in spawned workers, as under
     python -m."""
-    (tmp_path / "localtasks.py").write_text(
-        "def hello(name):\n    return 'hi ' + name\n"
+    source = "def hello(name):\n    return 'hi ' + name\n"
+    document = local_task_graph(
+        tmp_path, source, "hello", default_inputs=[{"name": "name", "value": "you"}]
     )
-    document = {
-        "graph": {"id": "local"},
-        "nodes": [
-            {
-                "id": "a",
-                "task_type": "method",
-                "task_identifier": "localtasks.hello",
-                "default_inputs": [{"name": "name", "value": "you"}],
-            }
-        ],
-    }
     result = run_cli("run", write(tmp_path, document), cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, "return_value: 'hi you'\n"), result
 

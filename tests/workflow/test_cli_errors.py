@@ -10,7 +10,7 @@ import pytest
 
 from trio_wf.workflow import execute_graph
 
-from .helpers import graph, link, method, run_cli
+from .helpers import graph, link, local_task_graph, method, run_cli
 
 USER_TASKS = """\
 def lookup(table, key):
@@ -37,18 +37,7 @@ ENGINE = ("trio_wf/", "_trio_wf_worker/", "outcome/", "/trio/", "frozen importli
 
 
 def failing_graph(tmp_path: Path) -> str:
-    (tmp_path / "usertasks.py").write_text(USER_TASKS)
-    document = {
-        "graph": {"id": "g"},
-        "nodes": [
-            {
-                "id": "b",
-                "label": "bang",
-                "task_type": "method",
-                "task_identifier": "usertasks.boom",
-            },
-        ],
-    }
+    document = local_task_graph(tmp_path, USER_TASKS, "boom", id="b", label="bang")
     path = tmp_path / "graph.json"
     path.write_text(json.dumps(document))
     return str(path)
@@ -65,10 +54,10 @@ def test_a_failure_shows_the_users_innermost_frames(
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        "trio-wf: error: node 'b' ('bang', task usertasks.boom) failed: "
+        "trio-wf: error: node 'b' ('bang', task localtasks.boom) failed: "
         "RuntimeError: could not boom"
     )
-    source = tmp_path / "usertasks.py"
+    source = tmp_path / "localtasks.py"
     assert lines[1] == f'  File "{source}", line 17, in boom'
     assert lines[2] == '    raise RuntimeError("could not boom") from exc'
     assert lines[-1] == "  (raised from KeyError: 'b'; -v shows where)"

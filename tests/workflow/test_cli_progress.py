@@ -8,15 +8,14 @@ import json
 import os
 import pty
 import re
-import select
 import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
-from .helpers import ROOT, TRIO_WF, graph, method, run_cli
+from ..helpers import read_terminal
+from .helpers import ROOT, TRIO_WF, cli_environment, graph, method, run_cli
 
 ESCAPE = "\x1b["
 
@@ -33,12 +32,9 @@ def in_a_terminal(*arguments: str) -> tuple[int, str]:
     return its exit status and everything it wrote."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("TRIO_WF_") and name not in ("NO_COLOR", "CI")
-    }
-    environment["TERM"] = "xterm-256color"
+    environment = cli_environment({"TERM": "xterm-256color"})
+    for name in ("NO_COLOR", "CI"):  # either would turn rich's colours off
+        environment.pop(name, None)
     with subprocess.Popen(
         [TRIO_WF, *arguments],
         stdin=slave,
@@ -48,24 +44,9 @@ def in_a_terminal(*arguments: str) -> tuple[int, str]:
         env=environment,
     ) as process:
         os.close(slave)
-        output = b""
-        deadline = time.monotonic() + 60
-        try:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([master], [], [], 1)
-                if not ready:
-                    continue
-                try:
-                    data = os.read(master, 1 << 16)
-                except OSError:  # EIO: every writer closed the terminal
-                    break
-                if not data:
-                    break
-                output += data
-        finally:
-            os.close(master)
+        output = read_terminal(master)
         status = process.wait(timeout=30)
-    return status, output.decode("utf-8", "replace")
+    return status, output
 
 
 def test_a_terminal_shows_live_progress_then_one_summary(tmp_path: Path) -> None:

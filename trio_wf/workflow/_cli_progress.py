@@ -95,9 +95,7 @@ class _Display:
         # Copies first: the events change these sets in the Trio thread.
         running = dict(counts.running)
         finished = len(counts.done) + len(counts.failed) + len(counts.cached)
-        line = Text.assemble(
-            (f"{self.name} ", "bold"),
-            (f"{counts.elapsed():6.1f} s  ", "dim"),
+        counts_line = Text.assemble(
             (f"{len(counts.done)} done", "green"),
             "  ",
             (f"{len(running)} running", "yellow"),
@@ -107,9 +105,12 @@ class _Display:
             (f"{len(counts.failed)} failed", "red" if counts.failed else "dim"),
             "  ",
             (f"{len(counts.cached)} cached", "blue" if counts.cached else "dim"),
-            f"  {finished}/{counts.total}",
         )
-        bar = ProgressBar(total=max(counts.total, 1), completed=finished, width=40)
+        top = Table.grid(padding=(0, 2))
+        top.add_row(Text(self.name, "bold"), Text(f"{counts.elapsed():.1f} s", "dim"))
+        bar = ProgressBar(total=max(counts.total, 1), completed=finished, width=30)
+        middle = Table.grid(padding=(0, 2))
+        middle.add_row(bar, f"{finished}/{counts.total}", counts_line)
         rows = Table.grid(padding=(0, 2))
         now = time.monotonic()
         by_age = sorted(running.values(), key=lambda item: item[2])
@@ -118,7 +119,7 @@ class _Display:
             rows.add_row(f"  {label}", Text(worker, "dim"), f"{now - since:5.1f} s")
         if len(by_age) > SHOWN_RUNNING:
             rows.add_row(f"  and {len(by_age) - SHOWN_RUNNING} more", "", "")
-        return Group(line, bar, rows)
+        return Group(top, middle, rows)
 
 
 class LiveProgress:

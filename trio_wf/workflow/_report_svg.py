@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-NODE_WIDTH, NODE_HEIGHT = 168, 46
-COLUMN_GAP, ROW_GAP = 110, 22
+NODE_WIDTH, NODE_HEIGHT = 156, 46
+COLUMN_GAP, ROW_GAP = 80, 22
 LANE_HEIGHT, LANE_GAP = 26, 6
 LABEL_WIDTH, TIMELINE_WIDTH = 170, 860
 
@@ -53,7 +53,7 @@ def graph_svg(graph: Mapping[str, Any], nodes: Mapping[str, Any]) -> str:
             f'<rect x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" '
             'rx="8"/>'
             f'<text x="{x + NODE_WIDTH / 2}" y="{y + 19}" class="label">'
-            f"{escape(_clip(node['label'], 24))}</text>"
+            f"{escape(_clip(node['label'], 22))}</text>"
             f'<text x="{x + NODE_WIDTH / 2}" y="{y + 36}" class="detail">'
             f"{escape(detail)}</text></g>"
         )
@@ -100,13 +100,15 @@ def timeline_svg(
     lanes = sorted(
         {_lane(run, parent) for _, run in runs if run.get("start") is not None}
     )
+    span = max(duration, max((run["end"] for _, run in runs), default=0.0), 1e-3)
+    # Waits too short to see at this scale would only be hairlines.
+    shortest = max(0.0005, span / 500)
     waits = [
         (node, run)
         for node, run in runs
-        if run.get("queued") is not None and _begin(run) - run["queued"] > 0.0005
+        if run.get("queued") is not None and _begin(run) - run["queued"] > shortest
     ]
     wait_rows = _pack((run["queued"], _begin(run)) for _, run in waits)
-    span = max(duration, max((run["end"] for _, run in runs), default=0.0), 1e-3)
     scale = TIMELINE_WIDTH / span
     rows = len(lanes) + max(wait_rows.values(), default=-1) + 1
     height = 30 + rows * (LANE_HEIGHT + LANE_GAP) + 10
