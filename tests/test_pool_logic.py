@@ -476,3 +476,59 @@ async def test_the_fakes_catch_bookkeeping_without_ki_protection() -> None:
         worker.has_left()
     with pytest.raises(AssertionError, match="without KI protection"):
         await FakeFactory()()
+
+
+# on_start ----------------------------------------------------------------------
+
+
+async def test_on_start_names_each_worker_the_job_is_offered() -> None:
+    """on_start is told the worker before the job goes to it: again, with the
+    new worker, when the first left instead of taking the job."""
+    factory = FakeFactory()
+    runs: list[str] = []
+    told: list[int] = []
+    limiter = trio.CapacityLimiter(1)
+    async with open_pool(factory) as pool:
+        await pool.run_sync(
+            runs.append,
+            ("first",),
+            kill_on_cancel=False,
+            limiter=limiter,
+            on_start=told.append,
+        )
+        [leaving] = factory.workers
+        leaving.goodbye = True
+        await pool.run_sync(
+            runs.append,
+            ("second",),
+            kill_on_cancel=False,
+            limiter=limiter,
+            on_start=told.append,
+        )
+        fresh = factory.workers[1]
+        assert told == [leaving.pid, leaving.pid, fresh.pid]
+        assert runs == ["first", "second"]
+
+
+async def test_what_on_start_raises_keeps_the_job_and_the_worker() -> None:
+    """An error in on_start is the call's: the job is not sent, the worker goes
+    back to the cache, the limiter token is released."""
+    factory = FakeFactory()
+    limiter = trio.CapacityLimiter(1)
+
+    def refuse(pid: int) -> None:
+        raise LookupError(pid)
+
+    async with open_pool(factory) as pool:
+        with pytest.raises(LookupError):
+            await pool.run_sync(
+                pytest.fail,
+                ("never runs",),
+                kill_on_cancel=False,
+                limiter=limiter,
+                on_start=refuse,
+            )
+        [worker] = factory.workers
+        assert worker.jobs == 0
+        assert pool.statistics() == (1, 0)
+        assert limiter.borrowed_tokens == 0
