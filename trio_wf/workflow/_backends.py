@@ -87,7 +87,11 @@ class ThreadBackend(_InProcess):
     ) -> R:
         if on_start is None:
             return await self._run(sync_fn, *args, limiter=limiter)
-        gate = limiter or trio.to_thread.current_default_thread_limiter()
+        gate = (
+            limiter
+            if limiter is not None
+            else trio.to_thread.current_default_thread_limiter()
+        )
         async with gate:
             on_start(os.getpid())
             return await self._run(sync_fn, *args, limiter=self._unlimited)
