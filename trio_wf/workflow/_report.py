@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from .._util import quote
 from ._report_svg import graph_svg, timeline_svg
 from ._trace import TRACE_FORMAT
 
@@ -69,12 +70,12 @@ def read_trace(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             document: object = json.load(file)
         except ValueError as exc:
-            msg = f"{os.fspath(path)!r} is not JSON: {exc}"
+            msg = f"{quote(os.fspath(path))} is not JSON: {exc}"
             raise ReportError(msg) from None
     ours = document.get("trio_wf") if isinstance(document, dict) else None
     if not isinstance(ours, dict) or ours.get("format") != TRACE_FORMAT:
         msg = (
-            f"{os.fspath(path)!r} is not a trace written by trio-wf run --trace "
+            f"{quote(os.fspath(path))} is not a trace written by trio-wf run --trace "
             f"(format {TRACE_FORMAT})"
         )
         raise ReportError(msg)
