@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import trio
 
-from .._util import QUOTE_LIMIT, quote, shorten
+from .._util import QUOTE_LIMIT, quote, quote_items, shorten
 from ._cli_graph import EXIT_USAGE, UsageError, read_graph
 from ._cli_progress import LiveProgress, RunCounts
 from ._errors import WorkflowExecutionError
@@ -46,7 +46,8 @@ def run_command(options: argparse.Namespace) -> int:
     scripts = [node.id for node in graph.nodes.values() if node.task_type == "script"]
     if scripts and not options.allow_scripts:
         msg = (
-            f"nodes {scripts} are script tasks, which run programs: pass "
+            f"nodes {quote_items(scripts)} are script tasks, which run programs: "
+            "pass "
             "--allow-scripts to run them"
         )
         raise UsageError(msg)
