@@ -38,7 +38,9 @@ def record(path: str, name: str, **_: Any) -> str:
     return name
 
 
-def handler(node_id: Any, exception: BaseException, traceback: str) -> dict[str, Any]:
+def handler(
+    node_id: Any, exception: BaseException, traceback: str, **_: Any
+) -> dict[str, Any]:
     return {
         "failed_node": node_id,
         "error_type": type(exception).__name__,

@@ -24,11 +24,12 @@ def test_conditional() -> None:
 
 
 def test_error_handler() -> None:
-    """The default error node receives the failure; the run succeeds."""
+    """The default error node receives the failure as ewoksppf passes it."""
     result = execute_graph(GRAPHS / "error_handler.json")["return_value"]
-    assert result["node_id"] == "parse"
-    assert isinstance(result["exception"], ValueError)
-    assert "invalid literal for int()" in result["traceback"]
+    assert result["node"] == "parse"
+    error = result["error"]
+    assert error["errorMessage"].startswith("invalid literal for int()")
+    assert "ValueError: invalid literal" in "".join(error["traceBack"])
 
 
 def test_subgraph() -> None:

@@ -157,6 +157,40 @@ async def test_else_is_the_complement_of_other_values(
         assert result == {expected: {RV: expected}}
 
 
+async def test_error_link_carries_the_inputs_and_the_failure(
+    autojump_clock: Any, backend: InProcess
+) -> None:
+    """As ewoksppf: the failed task's inputs, WorkflowException and
+    WorkflowExceptionInstance; and trio_wf's node_id, exception, traceback."""
+    document = graph(
+        [
+            method("a", "add", inputs={"a": 1}),
+            method("b", "fail", inputs={"message": "bad input"}),
+            method("h", "kwargs"),
+        ],
+        [link("a", "b", (RV, "x")), link("b", "h", on_error=True, map_all_data=True)],
+    )
+    received = (await aexecute_graph(document, context=backend))[RV]
+    assert set(received) == {
+        "message",
+        "x",
+        "WorkflowException",
+        "WorkflowExceptionInstance",
+        "node_id",
+        "exception",
+        "traceback",
+    }
+    assert (received["message"], received["x"]) == ("bad input", 1)
+    error = received["WorkflowExceptionInstance"]
+    assert isinstance(error, ValueError)
+    assert received["exception"] is error
+    assert received["node_id"] == "b"
+    failure = received["WorkflowException"]
+    assert failure == {"errorMessage": "bad input", "traceBack": failure["traceBack"]}
+    assert "".join(failure["traceBack"]) == received["traceback"]
+    assert received["traceback"].endswith("ValueError: bad input\n")
+
+
 async def test_error_handler_receives_the_failure(
     autojump_clock: Any, backend: InProcess
 ) -> None:
@@ -245,14 +279,67 @@ async def test_failure_names_the_node_and_keeps_completed_work(
     }
     assert error.results == {}  # the end nodes, d and f, did not complete
     assert NodeStatus.SKIPPED.value == "skipped-ancestor-failed"
+
+
+async def test_without_raising_failures_are_in_the_result_as_in_ewoksppf(
+    autojump_clock: Any,
+    backend: InProcess,
+) -> None:
+    """raise_on_error=False: each failed node's entry gets its exception as
+    WorkflowExceptionInstance, and the message and traceback lines as
+    WorkflowException, whether it was selected or not."""
     result = await aexecute_graph(
         FAILING_DIAMOND,
         context=backend,
         raise_on_error=False,
-        outputs=[{"all": True}],
+        outputs=[{"id": "a"}, {"id": "c"}],
         merge_outputs=False,
     )
-    assert result == {"a": {RV: 1}, "c": {RV: 3}, "e": {RV: 5}}
+    assert list(result) == ["a", "b", "c", "f"]  # graph order
+    assert result["a"] == {RV: 1}
+    assert result["c"] == {RV: 3}
+    for node_id, message in (("b", "no"), ("f", "late")):
+        entry = result[node_id]
+        assert set(entry) == {"WorkflowException", "WorkflowExceptionInstance"}
+        error = entry["WorkflowExceptionInstance"]
+        assert isinstance(error, ValueError)
+        assert str(error) == message
+        assert entry["WorkflowException"]["errorMessage"] == message
+        lines = entry["WorkflowException"]["traceBack"]
+        assert lines[0].startswith("Traceback")
+        assert lines[-1] == f"ValueError: {message}\n"
+
+
+async def test_without_raising_merged_results_carry_the_run_error(
+    autojump_clock: Any,
+    backend: InProcess,
+) -> None:
+    """Merged: WorkflowExceptionInstance is the error raise_on_error=True
+    raises, beside the outputs of the end nodes that completed."""
+    document = graph(
+        [
+            method("a", "add", inputs={"a": 1}),
+            method("b", "fail", inputs={"message": "no"}),
+        ]
+    )
+    result = await aexecute_graph(document, context=backend, raise_on_error=False)
+    assert set(result) == {RV, "WorkflowException", "WorkflowExceptionInstance"}
+    assert result[RV] == 1
+    error = result["WorkflowExceptionInstance"]
+    assert isinstance(error, WorkflowExecutionError)
+    assert error.node_id == "b"
+    assert isinstance(error.__cause__, ValueError)
+    assert error.results == {RV: 1}
+    failure = result["WorkflowException"]
+    assert failure["errorMessage"] == str(error)
+    assert "ValueError: no\n" in failure["traceBack"]
+    assert failure["traceBack"][-1].startswith("trio_wf.workflow.WorkflowExecution")
+    with pytest.raises(WorkflowExecutionError) as info:
+        await aexecute_graph(document, context=backend)
+    assert str(info.value) == str(error)
+    assert await aexecute_graph(DIAMOND, context=backend, raise_on_error=False) == {
+        RV: 112
+    }
 
 
 async def test_input_priority(autojump_clock: Any, backend: InProcess) -> None:

@@ -28,7 +28,12 @@ from ._events import EventCallback, NodeStatus
 from ._ewoks import ewoks_events, ewoks_settings
 from ._graph import Graph
 from ._load import GraphSource, load_graph
-from ._results import collect_results, ids_with_status, raise_for_failures
+from ._results import (
+    collect_results,
+    execution_error,
+    ids_with_status,
+    with_failures,
+)
 from ._selectors import OutputsSpec, Selection, output_selection
 from ._tasks import TaskRunner
 from ._trace import TraceRecorder
@@ -129,7 +134,11 @@ async def aexecute_graph(
             task is waited for, and no other node starts after it) and
             `TimeoutError` is raised.
         raise_on_error: if false, return the outputs of the nodes that completed
-            instead of raising `WorkflowExecutionError`.
+            instead of raising `WorkflowExecutionError`, with the failure as
+            ewoksppf adds it: merged, that error as
+            ``"WorkflowExceptionInstance"`` and ``{"errorMessage",
+            "traceBack"}`` as ``"WorkflowException"``; per node, each failed
+            node's own exception on its entry (see :ref:`errors`).
         on_event: called with a `NodeEvent` when a node is queued for a
             worker, starts, ends or fails, in the Trio thread; what it raises
             aborts the run.
@@ -246,8 +255,11 @@ async def aexecute_graph(
             raise TimeoutError(_timeout_message(loaded, run, timeout))
         assert run is not None
         results = collect_results(run, selection, merge_outputs)
-        if raise_on_error:
-            raise_for_failures(run, results)
+        error = execution_error(run, results)
+        if error is not None:
+            if raise_on_error:
+                raise error from error.__cause__
+            results = with_failures(run, results, error, merge_outputs)
         if output_tasks:
             tasks = run.runner.tasks
             order = loaded.analysis.order

@@ -99,7 +99,6 @@ def parse_graph(
         )
         raise GraphValidationError(msg)
     nodes, links, _ = _flatten(document, base_dir, read, (), budget)
-    links += _default_error_links(nodes, links, version, budget)
     return list(nodes.values()), links, graph_fields(document, attributes, version)
 
 
@@ -142,6 +141,9 @@ def _flatten(
     for index, item in enumerate(list_of(document, "links")):
         for expanded in _expand_link(item, index, children, budget):
             links.append(parse_link(expanded, own + index, version, nodes))
+    # Each level wires its own default error nodes, once its sub-graphs' are
+    # wired and their links added, as ewokscore's loader does.
+    links += _default_error_links(nodes, links, version, budget)
     local = set(nodes)
     targets = {link.target for link in links}
     sources = {link.source for link in links if not link.on_error}
@@ -239,8 +241,13 @@ def _subgraph(
         raise GraphValidationError(msg, node_id=gid) from exc
     # Each level of nesting makes its nodes and links again, with longer ids.
     budget.spend_elements(len(nodes) + len(links))
+    # The sub-graph's default error nodes are wired, inside it: in the
+    # parent they are nodes like any other (ewokscore drops the attribute).
     prefixed: dict[NodeId, Node] = {
-        (gid, nid): attrs.evolve(node, id=(gid, nid)) for nid, node in nodes.items()
+        (gid, nid): attrs.evolve(node, id=(gid, nid))
+        if not node.default_error_node
+        else _wired(node, (gid, nid))
+        for nid, node in nodes.items()
     }
     # The graph node's own attributes go to the sub-graph's input nodes.
     inherited = {key: item[key] for key in _INHERITED if key in item}
@@ -267,6 +274,12 @@ def _subgraph(
         for link in links
     ]
     return prefixed, links, sub
+
+
+def _wired(node: Node, new_id: NodeId) -> Node:
+    """A default error node of a sub-graph, as its parent sees it."""
+    extra = {k: v for k, v in node.extra.items() if k != "default_error_attributes"}
+    return attrs.evolve(node, id=new_id, default_error_node=False, extra=extra)
 
 
 def _resolve(
@@ -345,10 +358,14 @@ def _expand_link(
 def _default_error_links(
     nodes: Mapping[NodeId, Node], links: list[Link], version: str, budget: Budget
 ) -> list[Link]:
-    """Links from every node without an error handler to each default error node.
+    """Links from every node without an error handler to each default error
+    node of one level of the graph, as ewokscore's ``load_graph`` makes them.
 
-    As in ewokscore: nodes downstream of a default error node, and nodes that
-    already have an ``on_error`` link, get none.
+    Nodes that already have an ``on_error`` link (those of a sub-graph wired
+    to its own default error node included), the default error nodes
+    themselves and what they feed get none.  A link's attributes are the
+    handler's ``default_error_attributes``, with ``on_error`` set, and
+    ``map_all_data`` unless they map data themselves.
     """
     handlers = [node for node in nodes.values() if node.default_error_node]
     if not handlers:
@@ -373,16 +390,18 @@ def _default_error_links(
     budget.spend_elements(len(handlers) * len(sources))
     new: list[Link] = []
     for handler in handlers:
-        attributes = handler.extra.get(
-            "default_error_attributes", {"map_all_data": True}
-        )
+        attributes = handler.extra.get("default_error_attributes")
+        if attributes is None:
+            attributes = {}
         if not isinstance(attributes, Mapping):
             msg = (
                 f"node {quote(handler.id)}: default_error_attributes must be an object"
             )
             raise GraphValidationError(msg, node_id=handler.id)
+        item = {**attributes, "on_error": True, "target": handler.id}
+        if "map_all_data" not in item and "data_mapping" not in item:
+            item["map_all_data"] = True
         for node in sources:
-            item = {**attributes, "source": node.id, "target": handler.id}
-            item["on_error"] = True
+            item["source"] = node.id
             new.append(parse_link(item, len(links) + len(new), version, nodes))
     return new

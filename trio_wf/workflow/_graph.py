@@ -285,8 +285,10 @@ class Graph:
         label: the graph's ``label``, or ``None``.
         schema_version: the ewoks schema version the graph was written for.
         nodes: node id to `Node`, in the order of the source.
-        links: the `Link` records, in the order of the source (generated
-            ``default_error_node`` links come last).
+        links: the `Link` records, in the order of the source, at each
+            level of sub-graphs: the links of its sub-graphs (in the order of
+            their graph nodes), its own, then those made to its default
+            error nodes.
         trusted: whether the graph was loaded with ``trusted=True`` (its task
             identifiers were imported and checked).
         analysis: start nodes, end nodes, required links and node order.

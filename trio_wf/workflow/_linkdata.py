@@ -65,11 +65,37 @@ def conditions_hold(
     return True
 
 
-def failure_data(node_id: NodeId, exc: BaseException) -> dict[str, Any]:
-    """What the ``on_error`` links of failed node ``node_id`` carry."""
+#: ewoksppf's names for a failure, in results and along ``on_error`` links.
+WORKFLOW_EXCEPTION = "WorkflowException"
+WORKFLOW_EXCEPTION_INSTANCE = "WorkflowExceptionInstance"
+
+
+def failure_data(
+    node_id: NodeId, exc: BaseException, inputs: Mapping[InputName, Any]
+) -> dict[Any, Any]:
+    """What the ``on_error`` links of failed node ``node_id`` carry.
+
+    What ewoksppf passes: the inputs the failed task was given, then
+    ``WorkflowException`` and ``WorkflowExceptionInstance`` (see
+    `ppf_failure`); then trio_wf's own ``node_id``, ``exception`` and
+    ``traceback`` (the formatted text), since ewoksppf's say nothing of
+    which node failed.
+    """
+    ppf = ppf_failure(exc)
+    text = "".join(ppf[WORKFLOW_EXCEPTION]["traceBack"])
+    return {**inputs, **ppf, "node_id": node_id, "exception": exc, "traceback": text}
+
+
+def ppf_failure(exc: BaseException) -> dict[str, Any]:
+    """A failure as ewoksppf reports it: ``WorkflowException``, a dict of the
+    ``errorMessage`` and the ``traceBack`` (lines of text), and the exception
+    itself as ``WorkflowExceptionInstance``."""
     # The task's own frames: the engine's say nothing about what went wrong.
-    text = format_user_traceback(exc)
-    return {"node_id": node_id, "exception": exc, "traceback": text}
+    lines = format_user_traceback(exc).splitlines(keepends=True)
+    return {
+        WORKFLOW_EXCEPTION: {"errorMessage": str(exc), "traceBack": lines},
+        WORKFLOW_EXCEPTION_INSTANCE: exc,
+    }
 
 
 def node_inputs(

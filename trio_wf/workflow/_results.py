@@ -4,8 +4,9 @@ After the walk, `collect_results` merges the outputs the ``outputs=`` option
 selected (`._selectors`) in graph order (a loop's nodes by the round they last
 ran in), from the nodes that completed, as values (ewokscore's transfer data
 read back), and
-`raise_for_failures` turns the failures no ``on_error`` link handled into one
-`WorkflowExecutionError`.  Both read the run's final state only, so the result
+`execution_error` turns the failures no ``on_error`` link handled into one
+`WorkflowExecutionError`, raised, or added to the results as ewoksppf adds
+them (`with_failures`).  Both read the run's final state only, so the result
 does not depend on the timing of the run.
 """
 
@@ -19,6 +20,7 @@ from .._util import MESSAGE_LIMIT, quote, quote_items, shorten
 from ._errors import WorkflowExecutionError
 from ._events import NodeStatus
 from ._graph import NodeId
+from ._linkdata import ppf_failure
 from ._selectors import Selection
 from ._state import RunState
 
@@ -66,16 +68,14 @@ def ids_with_status(run: RunState, status: NodeStatus) -> list[NodeId]:
     return [run.nodes[i].id for i in order if run.status[i] is status]
 
 
-def raise_for_failures(run: RunState, results: dict[Any, Any]) -> None:
-    """One error for the unhandled failures: the first in graph order is named."""
-    analysis = run.graph.analysis
-    unhandled = [
-        i
-        for i in (analysis.index[node_id] for node_id in analysis.order)
-        if run.unhandled(i)
-    ]
+def execution_error(
+    run: RunState, results: dict[Any, Any]
+) -> WorkflowExecutionError | None:
+    """One error for the unhandled failures, the first in graph order named
+    (its ``__cause__``), or None if there are none."""
+    unhandled = _unhandled(run)
     if not unhandled:
-        return
+        return None
     first = unhandled[0]
     node = run.nodes[first]
     cause = run.failures[first]
@@ -97,6 +97,36 @@ def raise_for_failures(run: RunState, results: dict[Any, Any]) -> None:
         failures={run.nodes[i].id: run.failures[i] for i in unhandled},
         outputs={run.nodes[i].id: run.outputs[i] for i in sorted(run.outputs)},
         statuses={node.id: run.status[i] for i, node in enumerate(run.nodes)},
-        results=results,
+        results=dict(results),
     )
-    raise error from cause
+    error.__cause__ = cause
+    return error
+
+
+def with_failures(
+    run: RunState,
+    results: dict[Any, Any],
+    error: WorkflowExecutionError,
+    merge: bool,
+) -> dict[Any, Any]:
+    """The results of a run that failed, with the failures as ewoksppf
+    reports them (``raise_on_error=False``): merged, the run's error as
+    ``WorkflowExceptionInstance`` (what ``raise_on_error=True`` raises) and
+    ``WorkflowException``; per node, each failed node's entry gets its own
+    exception that way, in graph order among the others."""
+    if merge:
+        return {**results, **ppf_failure(error)}
+    per_node = dict(results)
+    for i in _unhandled(run):
+        per_node.setdefault(run.nodes[i].id, {}).update(ppf_failure(run.failures[i]))
+    ordered = sorted(per_node, key=lambda node_id: _merge_key(run, node_id))
+    return {node_id: per_node[node_id] for node_id in ordered}
+
+
+def _unhandled(run: RunState) -> list[int]:
+    analysis = run.graph.analysis
+    return [
+        i
+        for i in (analysis.index[node_id] for node_id in analysis.order)
+        if run.unhandled(i)
+    ]

@@ -51,6 +51,8 @@ class RunState:
         self.status = [NodeStatus.PENDING] * n
         self.outputs: dict[int, dict[str, Any]] = {}
         self.failures: dict[int, BaseException] = {}
+        # The inputs each failed node was given: its on_error links carry them.
+        self.failed_inputs: dict[int, Mapping[InputName, Any]] = {}
         # Failures that on_error links cannot handle (a loop that did not end).
         self.always_unhandled: set[int] = set()
         # Links still to settle, per node outside loops and per loop.
@@ -119,6 +121,7 @@ class RunState:
                 self.status[i] = NodeStatus.SUCCEEDED
                 self.outputs[i] = cached
                 self.failures.pop(i, None)
+                self.failed_inputs.pop(i, None)
                 self.keys[i] = key
                 self.emit("cached", i, None, trio.current_time() - submitted)
                 return
@@ -149,6 +152,7 @@ class RunState:
             self.status[i] = NodeStatus.FAILED
             self.outputs.pop(i, None)
             self.failures[i] = exc
+            self.failed_inputs[i] = {} if isinstance(inputs, Exception) else inputs
             now = trio.current_time()
             started, pid = self.started.pop(i, (now, None))
             if isinstance(exc, trio_wf.BrokenWorkerError):
@@ -158,6 +162,7 @@ class RunState:
             self.status[i] = NodeStatus.SUCCEEDED
             self.outputs[i] = outputs
             self.failures.pop(i, None)
+            self.failed_inputs.pop(i, None)
             if key is not None:
                 self.keys[i] = key
             now = trio.current_time()
@@ -213,7 +218,8 @@ class RunState:
         if status is NodeStatus.FAILED:
             if not link.on_error:
                 return None
-            return failure_data(self.nodes[i].id, self.failures[i])
+            inputs = self.failed_inputs.get(i, {})
+            return failure_data(self.nodes[i].id, self.failures[i], inputs)
         if status is not NodeStatus.SUCCEEDED or link.on_error:
             return None
         outputs = self.outputs[i]
