@@ -117,21 +117,61 @@ ECHO = [
 
 
 def test_script_arguments_and_outputs() -> None:
-    """Inputs become arguments as in ewokscore; outputs are return_code, out, err."""
-    document = graph(
-        [
-            script(
-                "s",
-                ECHO,
-                **{"0": "first", "k": "v", "name": 2, "flag": True, "no": False},
-            )
-        ]
-    )
+    """Inputs become arguments as in ewokscore (named ones first, values as
+    str() writes them, "" a bare flag, then positional ones); the options are
+    not arguments; outputs are return_code, out, err."""
+    inputs = {"1": "second", "0": "first", "k": "v", "name": 2, "flag": ""}
+    inputs |= {"yes": True, "none": None, "_capture_output": True}
+    inputs |= {"_merge_err": False, "_raise_on_error": True, "_timeout": 30}
+    document = graph([script("s", ECHO, **inputs)])
     result = execute_graph(document, allow_scripts=True, worker_type="sequential")
     assert result == {
         "return_code": 0,
-        "out": "['first', '-k', 'v', '--name', '2', '--flag']\n",
+        "out": "['-k', 'v', '--name', '2', '--flag', '--yes', 'True', '--none', "
+        "'None', 'first', 'second']\n",
         "err": "e",
+    }
+
+
+def test_script_output_capture_follows_its_options(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """_merge_err sends the standard error to out; _capture_output false
+    leaves both streams to the caller's, and out and err are None."""
+    merged = graph([script("s", ECHO, _merge_err=True)])
+    result = execute_graph(merged, allow_scripts=True, worker_type="sequential")
+    assert result == {"return_code": 0, "out": "[]\ne", "err": None}
+    capfd.readouterr()
+    free = graph([script("s", ECHO, _capture_output=False)])
+    result = execute_graph(free, allow_scripts=True, worker_type="sequential")
+    assert result == {"return_code": 0, "out": None, "err": None}
+    assert capfd.readouterr() == ("[]\n", "e")
+
+
+def test_script_files_run_with_their_interpreter(tmp_path: Path) -> None:
+    """A shebang names the interpreter, even of a .py file; a shell script
+    without one runs under bash; a .py file without one with this Python."""
+    shebang = tmp_path / "shebang.py"
+    shebang.write_text("#!/bin/sh\necho from sh $1\n")
+    shebang.chmod(0o755)
+    shell = tmp_path / "plain.sh"
+    shell.write_text("[[ -n $BASH_VERSION ]] && echo bash $1\n")
+    python = tmp_path / "plain.py"
+    python.write_text("import sys; print(sys.executable, sys.argv[1])\n")
+    nodes = [
+        script(name, f"{path} x", _raise_on_error=True)
+        for name, path in (("a", shebang), ("b", shell), ("c", python))
+    ]
+    result = execute_graph(
+        graph(nodes),
+        allow_scripts=True,
+        outputs=[{"all": True, "name": "out"}],
+        merge_outputs=False,
+    )
+    assert result == {
+        "a": {"out": "from sh x\n"},
+        "b": {"out": "bash x\n"},
+        "c": {"out": f"{sys.executable} x\n"},
     }
 
 

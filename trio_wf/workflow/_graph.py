@@ -140,7 +140,8 @@ class Node:
         default_error_node: the node receives the errors of every node that has
             no ``on_error`` link of its own (see :doc:`/workflows`).
         extra: every other attribute of the node, as written.
-        argv: the program and arguments a ``script`` node runs, else ``None``.
+        argv: the program and arguments a ``script`` node runs, else
+            ``None`` (the interpreter of a script file is added when it runs).
     """
 
     id: NodeId

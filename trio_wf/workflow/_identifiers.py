@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import shlex
-import sys
 
 from .._util import quote
 
@@ -68,10 +67,12 @@ def absolute_identifier(identifier: str, base_dir: str | None) -> str:
 def script_argv(identifier: object, base_dir: str | None) -> tuple[str, ...] | str:
     """The argv a ``script`` node's ``task_identifier`` names, or why it cannot.
 
-    A list is the argv itself.  A string naming a ``.py`` or ``.sh`` file, or
-    containing a ``/``, is a script path, relative to the graph's directory;
-    ``.py`` files run with this Python, ``.sh`` files with ``sh``.  Any other
-    string is split like a shell would (``shlex.split``), but never run by one.
+    A list is the argv itself.  A string whose first word names a ``.py`` or
+    ``.sh`` file, or contains a ``/``, is a script path, relative to the
+    graph's directory, and the other words its arguments.  Any other string
+    is split like a shell would (``shlex.split``), but never run by one.
+    Which interpreter runs a script file is decided when it runs
+    (`._scripts.program`): the file may not exist yet.
     """
     if isinstance(identifier, list) and identifier:
         if all(isinstance(part, str) for part in identifier):
@@ -82,12 +83,7 @@ def script_argv(identifier: object, base_dir: str | None) -> tuple[str, ...] | s
             path = os.path.normpath(
                 os.path.join(base_dir or os.getcwd(), os.path.expanduser(first))
             )
-            interpreter: tuple[str, ...] = ()
-            if path.endswith(".py"):
-                interpreter = (sys.executable,)
-            elif path.endswith(".sh"):
-                interpreter = ("sh",)
-            return (*interpreter, path, *shlex.split(rest))
+            return (path, *shlex.split(rest))
         try:
             return tuple(shlex.split(identifier))
         except ValueError as exc:
