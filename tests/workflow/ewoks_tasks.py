@@ -34,3 +34,12 @@ class MissingInputs(Task, optional_input_names=["x"], output_names=["missing"]):
 
     def run(self) -> None:
         self.outputs.missing = self.missing_inputs.x
+
+
+class Doubled(
+    Task, input_names=["x"], output_names=["result"], registry_name="trio-wf-doubled"
+):
+    """``2 * x``, registered under a name of its own."""
+
+    def run(self) -> None:
+        self.outputs.result = 2 * self.inputs.x

@@ -166,3 +166,14 @@ def lock() -> Any:
     import threading
 
     return threading.Lock()
+
+
+class RecordedWhenUnpickled:
+    """A value whose unpickling appends "unpickled" to the file at ``path``
+    (and gives that word): proof of whether a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return record, (self.path, "unpickled")

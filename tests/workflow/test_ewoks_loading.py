@@ -1,23 +1,30 @@
-"""Graphs as ewokscore's loader reads them: default error nodes at every level.
+"""Graphs as ewokscore writes and reads them: its dumps, its serialized
+values, its default error nodes at every level.
 
 Contract tests of `load_graph` against the installed ewokscore: the graphs come
 from ewokscore's own tests, and what trio_wf makes of them is compared with
-what ewokscore's ``load_graph`` makes of the same documents, computed here.
-One graph of ewoksppf's tests also runs, on real workers, with its own
-assertions.
+what ewokscore's ``load_graph`` makes of the same documents, computed here, or
+run with upstream's own assertions on real workers (ewokscore's sub-graph
+files, one graph of ewoksppf's tests).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ewokscore import load_graph as ewoks_load_graph
 from ewokscore.tests import test_default_error_handlers
+from ewokscore.tests.serialization import test_sub_graph as upstream_sub_graphs
 from ewoksppf.tests import test_ppf_workflow24
 
-from trio_wf.workflow import Link, execute_graph, load_graph
+from trio_wf.workflow import GraphValidationError, Link, execute_graph, load_graph
+
+from .helpers import graph, method
+from .tasks import RecordedWhenUnpickled
 
 
 def with_identifiers(document: Any) -> Any:
@@ -113,3 +120,133 @@ def test_upstream_nested_default_error_handlers_test_passes(
     monkeypatch.setattr(test_ppf_workflow24, "execute_graph", execute)
     # Its argument is a fixture that configures pypushflow's database.
     test_ppf_workflow24.test_ppf_workflow24(None)
+
+
+def described(loaded: Any) -> tuple[Any, ...]:
+    """What running a loaded graph depends on, comparable across loads."""
+    nodes = {
+        node.id: (node.task_type, node.task_identifier, dict(node.default_inputs))
+        for node in loaded.nodes.values()
+    }
+    links = sorted(
+        (repr(link.source), repr(link.target), ewoks_attributes(link))
+        for link in loaded.links
+    )
+    return nodes, links, loaded.analysis.start_nodes, loaded.analysis.end_nodes
+
+
+@pytest.mark.parametrize("representation", ["json_dict", "json_string", "json", "yaml"])
+def test_graph_saved_by_ewokscore_loads_as_the_graph_it_came_from(
+    representation: str, tmp_path: Path
+) -> None:
+    """ewokscore's dump() of a graph of nested sub-graphs (flattened, tuple
+    ids, the aliases of its sub-graphs left at the top) loads in trio_wf's
+    loader as the same graph as the original document."""
+    document = upstream_sub_graphs.nonserialized_graph()
+    destination = {"json": tmp_path / "g.json", "yaml": tmp_path / "g.yml"}
+    path = destination.get(representation)
+    dumped = ewoks_load_graph(copy.deepcopy(document)).dump(
+        None if path is None else str(path), representation=representation
+    )
+    assert "input_nodes" in (ewoks_load_graph(copy.deepcopy(document)).dump()["graph"])
+    assert described(load_graph(dumped)) == described(load_graph(document))
+
+
+@pytest.mark.parametrize("representation", ["json", "yaml"])
+def test_upstream_sub_graph_files_test_passes_on_our_loader(
+    representation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ewokscore's test of graph files naming sub-graph files (relative
+    paths, paths through nested graph nodes, aliases that name no node),
+    loaded and run by trio_wf, with upstream's assertions."""
+
+    def load(source: str, root_dir: str) -> Any:
+        return load_graph(Path(root_dir) / source)
+
+    def execute(loaded: Any, **options: Any) -> Any:
+        return execute_graph(loaded, worker_type="fork", **options)
+
+    monkeypatch.setattr(upstream_sub_graphs, "load_graph", load)
+    monkeypatch.setattr(upstream_sub_graphs, "execute_graph", execute)
+    upstream_sub_graphs.test_sub_graph_execute(representation, tmp_path)
+
+
+def pickled_graph(tmp_path: Path) -> tuple[Path, Path]:
+    """A graph file ewokscore saved with json_pickle, whose default inputs are
+    a tuple and a value that records its unpickling in a file."""
+    marker = tmp_path / "unpickled.txt"
+    nodes = [
+        method("a", "identity", inputs={"value": (1, 2)}),
+        method("b", "identity", inputs={"value": RecordedWhenUnpickled(str(marker))}),
+    ]
+    path = tmp_path / "pickled.json"
+    ewoks_load_graph(graph(nodes)).dump(str(path), serializer="json_pickle")
+    return path, marker
+
+
+def test_pickled_values_are_refused_unless_the_graph_is_trusted(
+    tmp_path: Path,
+) -> None:
+    """Loading a pickle runs code: an untrusted graph saved with json_pickle
+    (or naming a sub-graph file that is) is refused, saying why and how to
+    trust it, and nothing is unpickled."""
+    path, marker = pickled_graph(tmp_path)
+    with pytest.raises(GraphValidationError) as info:
+        load_graph(path)
+    message = str(info.value)
+    assert "'json_pickle' serializer" in message
+    assert "loading a pickle can run any code" in message
+    assert "trusted=True" in message
+    parent = tmp_path / "parent.json"
+    node = {"id": "sub", "task_type": "graph", "task_identifier": "pickled.json"}
+    parent.write_text(json.dumps(graph([node])))
+    with pytest.raises(GraphValidationError, match=r"sub-graph file .*json_pickle"):
+        execute_graph(parent)
+    assert not marker.exists()
+
+
+def test_pickled_values_are_decoded_after_the_allow_list(tmp_path: Path) -> None:
+    """Trusted, the allow-list still comes first; then ewokscore decodes the
+    values, the graph's and its sub-graph files'."""
+    path, marker = pickled_graph(tmp_path)
+    with pytest.raises(GraphValidationError, match="is not allowed"):
+        load_graph(path, trusted=True, allowed_tasks=["builtins."])
+    assert not marker.exists()
+    result = execute_graph(
+        load_graph(path, trusted=True), outputs=[{"all": True}], merge_outputs=False
+    )
+    assert result == {"a": {"return_value": (1, 2)}, "b": {"return_value": "unpickled"}}
+    assert marker.read_text().split() == ["unpickled"]
+    parent = tmp_path / "parent.json"
+    node = {"id": "sub", "task_type": "graph", "task_identifier": "pickled.json"}
+    parent.write_text(json.dumps(graph([node])))
+    loaded = load_graph(parent, trusted=True)
+    assert loaded.nodes["sub", "a"].default_inputs == {"value": (1, 2)}
+
+
+def test_yaml_tuples_load_and_other_python_tags_do_not(tmp_path: Path) -> None:
+    """ewokscore's YAML tags tuples !!python/tuple (a sub-graph path, say):
+    they load as tuples; a tag that would build or call anything else is
+    refused before anything is built."""
+    marker = tmp_path / "called"
+    text = (
+        "graph: {id: g}\n"
+        "nodes:\n"
+        "- id: a\n"
+        "  task_type: method\n"
+        "  task_identifier: tests.workflow.tasks.identity\n"
+        "  default_inputs:\n"
+        "  - {name: value, value: !!python/tuple [1, 2]}\n"
+    )
+    path = tmp_path / "g.yml"
+    path.write_text(text)
+    assert load_graph(path).nodes["a"].default_inputs == {"value": (1, 2)}
+    path.write_text(
+        text.replace(
+            "!!python/tuple [1, 2]",
+            f"!!python/object/apply:tests.workflow.tasks.record [{marker}, x]",
+        )
+    )
+    with pytest.raises(GraphValidationError, match="is not valid YAML"):
+        load_graph(path)
+    assert not marker.exists()

@@ -11,13 +11,21 @@ import json
 import subprocess
 import sys
 import textwrap
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import ewokscore
 import pytest
+from ewokscore import Task
 from ewoksutils.exceptions import TaskInputError as EwoksTaskInputError
 
-from trio_wf.workflow import WorkflowExecutionError, execute_graph
+from trio_wf.workflow import (
+    GraphValidationError,
+    WorkflowExecutionError,
+    execute_graph,
+    load_graph,
+)
 
 from .helpers import graph, link, method
 
@@ -237,3 +245,57 @@ def test_trio_wf_and_graphs_without_class_tasks_never_import_ewokscore(
     code = f"import sys; sys.path.append({str(Path(__file__).parents[2])!r})\n" + code
     imported = _imports_after(code, tmp_path)
     assert not [name for name in imported if name.startswith("ewoks")]
+
+
+def short_name_graph(record: Path) -> Any:
+    """RecordedSum by its last name, Doubled by its registry_name."""
+    nodes = [
+        {**ewoks_node("a", "RecordedSum", a=1, record=str(record))},
+        {"id": "b", "task_type": "class", "task_identifier": "trio-wf-doubled"},
+    ]
+    nodes[0]["task_identifier"] = "RecordedSum"
+    return graph(nodes, [link("a", "b", ("result", "x"))])
+
+
+def test_registered_short_names_resolve_in_trusted_graphs(tmp_path: Path) -> None:
+    """As ewokscore resolves them: a class's last name or its registry_name,
+    among the classes imported (here by this module); the node then names
+    the class in full, as the allow-list sees it.  ewokscore's sequential
+    engine gives the same result."""
+    document = short_name_graph(tmp_path / "runs.txt")
+    loaded = load_graph(document, trusted=True, allowed_tasks=[f"{TASKS}."])
+    assert [node.task_identifier for node in loaded.nodes.values()] == [
+        f"{TASKS}.RecordedSum",
+        f"{TASKS}.Doubled",
+    ]
+    expected = ewokscore.execute_graph(document)
+    assert execute_graph(loaded, worker_type="fork") == expected == {"result": 2}
+    with pytest.raises(GraphValidationError, match="is not allowed"):
+        load_graph(document, trusted=True, allowed_tasks=["tests.workflow.tasks."])
+
+
+def test_short_names_need_a_trusted_graph_and_a_registered_class(
+    tmp_path: Path,
+) -> None:
+    """Untrusted, a short name is refused, saying how to trust the graph; a
+    name no imported class answers to, or several do, is refused too."""
+    document = short_name_graph(tmp_path / "runs.txt")
+    with pytest.raises(GraphValidationError) as info:
+        execute_graph(document)
+    message = str(info.value)
+    assert "'RecordedSum' is a short name" in message
+    assert "trusted=True" in message
+    assert "'package.module.Class'" in message
+    document["nodes"][0]["task_identifier"] = "NoSuchTask"
+    with pytest.raises(GraphValidationError, match="no registered class"):
+        load_graph(document, trusted=True)
+    # Two imported classes named SumTask: upstream's example, and this one.
+    import_module("ewokscore.tests.examples.tasks.sumtask")
+
+    class SumTask(Task, output_names=["result"]):  # registered by its definition
+        def run(self) -> None:
+            self.outputs.result = 0
+
+    document["nodes"][0]["task_identifier"] = "SumTask"
+    with pytest.raises(GraphValidationError, match="several registered classes"):
+        load_graph(document, trusted=True)

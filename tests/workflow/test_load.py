@@ -247,7 +247,7 @@ INVALID = [
             **graph([method("a", "add")]),
             "__ewoks_serialize__": {"serializer": "json_pickle"},
         },
-        "graphs serialized with 'json_pickle' are not supported",
+        "saved by ewokscore with the 'json_pickle' serializer",
         id="pickled-values",
     ),
 ]

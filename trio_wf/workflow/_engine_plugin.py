@@ -58,17 +58,8 @@ class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
         trusted = execute_options.pop("trusted", True)
         allowed_tasks = execute_options.pop("allowed_tasks", None)
         options = engine_options(execute_options)
-        document = taskgraph.dump()
-        # Aliases for embedding this graph in another, which nothing here
-        # does; ewokscore's flattening leaves its sub-graphs' ones there,
-        # naming nodes by their ids inside those sub-graphs.
-        document["graph"] = {
-            key: value
-            for key, value in document["graph"].items()
-            if key not in ("input_nodes", "output_nodes")
-        }
         loaded = load_graph(
-            document,
+            taskgraph.dump(),
             trusted=bool(trusted),
             inputs=inputs,
             allowed_tasks=allowed_tasks,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -83,6 +83,8 @@ class _Sub:
     starts: list[NodeId]
     ends: list[NodeId]
     children: dict[NodeId, _Sub]
+    # Aliases naming no node, and why: an error only once a link uses one.
+    broken: dict[tuple[str, NodeId], str] = attrs.field(factory=dict)
 
 
 def parse_graph(
@@ -165,32 +167,41 @@ def _flatten(
             raise GraphValidationError(str(exc)) from None
         for i, entry in enumerate(entries):
             where = f"graph {key}[{i}]"
-            if (
-                not isinstance(entry, Mapping)
-                or "id" not in entry
-                or "node" not in entry
-            ):
+            if not isinstance(entry, Mapping) or "id" not in entry:
                 msg = f'{where} must be {{"id": alias, "node": node id, ...}}'
                 raise GraphValidationError(msg)
             alias = node_id(entry["id"], f"{where}.id")
-            target = node_id(entry["node"], f"{where}.node")
             extra = entry.get("link_attributes")
             if extra is None:
                 extra = {}
             if not isinstance(extra, Mapping):
                 msg = f"{where}.link_attributes must be an object"
                 raise GraphValidationError(msg)
-            resolved: list[tuple[NodeId, Mapping[str, Any]]]
+            table.setdefault(alias, [])
+            # What an alias names is checked when a link into or out of this
+            # graph uses it, as ewokscore does: the graphs its dump() writes
+            # keep the aliases of their sub-graphs, with the ids those nodes
+            # had there, and its own tests have aliases that name no node.
+            target = entry.get("node")
+            if target is None:
+                sub.broken[side, alias] = f"{where} names no node"
+                continue
+            target = node_id(target, f"{where}.node")
             if target in children:
-                found = _resolve(children[target], entry.get("sub_node"), side, where)
+                try:
+                    found = _resolve(
+                        children[target], entry.get("sub_node"), side, where
+                    )
+                except GraphValidationError as exc:
+                    sub.broken[side, alias] = str(exc)
+                    continue
                 budget.spend_elements(len(found))
-                resolved = [((target, n), {**a, **extra}) for n, a in found]
+                table[alias] += [((target, n), {**a, **extra}) for n, a in found]
             elif target in local:
-                resolved = [(target, extra)]
+                table[alias].append((target, extra))
             else:
                 msg = f"{where}.node {quote(target)} is not a node of the graph"
-                raise GraphValidationError(msg)
-            table.setdefault(alias, []).extend(resolved)
+                sub.broken[side, alias] = msg
     return nodes, links, sub
 
 
@@ -261,7 +272,10 @@ def _subgraph(
     as_port = {"id": item.get("id"), "task_type": "ppfport"}
     as_port["default_inputs"] = item.get("default_inputs")
     defaults = parse_node(as_port, 0, base_dir).default_inputs
-    inputs = _resolve(sub, None, "in", f"node {quote(gid)}")
+    # Resolved only when there is something to pass on, as in ewokscore.
+    inputs = []
+    if inherited or defaults:
+        inputs = _resolve(sub, None, "in", f"node {quote(gid)}")
     budget.spend_elements(len(inputs) * len(defaults))
     for nid, _ in inputs:
         node = prefixed[gid, nid]
@@ -289,6 +303,7 @@ def _resolve(
     aliases = sub.inputs if side == "in" else sub.outputs
     if reference is None:
         if aliases:
+            _check_aliases(sub, side, aliases, where)
             return [pair for pairs in aliases.values() for pair in pairs]
         ids = sub.starts if side == "in" else sub.ends
         return [(nid, {}) for nid in ids]
@@ -300,6 +315,7 @@ def _resolve(
     if isinstance(ref, tuple) and len(ref) == 1:
         ref = ref[0]  # a path of one step
     if ref in aliases:
+        _check_aliases(sub, side, [ref], where)
         return list(aliases[ref])
     if ref in sub.ids:
         return [(ref, {})]
@@ -317,6 +333,14 @@ def _resolve(
         f"the sub-graph"
     )
     raise GraphValidationError(msg)
+
+
+def _check_aliases(sub: _Sub, side: str, aliases: Iterable[NodeId], where: str) -> None:
+    for alias in aliases:
+        problem = sub.broken.get((side, alias))
+        if problem is not None:
+            msg = f"{where}: alias {quote(alias)} of the sub-graph: {problem}"
+            raise GraphValidationError(msg)
 
 
 def _expand_link(

@@ -51,6 +51,17 @@ def _identifier_problem(identifier: object) -> str | None:
     return None
 
 
+def is_short_name(identifier: object) -> bool:
+    """Whether a ``class`` node's identifier is a name ewokscore may have
+    registered a task class under, rather than where to import it from: any
+    name without a ``.``, a ``/`` or ``::`` (see `._registered`)."""
+    return (
+        isinstance(identifier, str)
+        and bool(identifier.strip())
+        and not any(mark in identifier for mark in (".", "/", "::"))
+    )
+
+
 def absolute_identifier(identifier: str, base_dir: str | None) -> str:
     """Make the path of a ``file.py::function`` identifier absolute.
 

@@ -9,6 +9,7 @@ limits on size and depth are `._read`'s job.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import inspect
 import os
@@ -24,8 +25,10 @@ from ._analysis import analyse
 from ._errors import GraphValidationError
 from ._flatten import Budget, parse_graph
 from ._graph import Graph, InputName, Link, Node
-from ._read import FileReader, read_source
+from ._read import FileReader, measure, read_source
+from ._registered import resolve_short_names
 from ._selectors import apply_inputs
+from ._serialized import decoded, pickling_serializer, refusal
 from ._starts import analyse_inferring_starts, has_start_node, required_input_names
 from ._tasks import resolve_here
 
@@ -83,8 +86,10 @@ def load_graph(
         reader = FileReader()
         document, base_dir, values = read_source(source, reader)
         with _collector_paused():
-            budget = Budget(values)
-            nodes, links, fields = parse_graph(document, base_dir, reader, budget)
+            nodes, links, fields = _parse(
+                (document, base_dir, values), reader, trusted, allowed_tasks
+            )
+            nodes = resolve_short_names(nodes, trusted)
             starts = has_start_node(nodes, links)
             analysis = analyse(nodes, links) if starts else None
         if analysis is None:
@@ -115,6 +120,47 @@ def load_graph(
                 _check_required_inputs(node, task, incoming.get(node.id, []))
         graph = attrs.evolve(graph, trusted=True)
     return graph
+
+
+def _parse(
+    read: tuple[Any, str | None, int],
+    reader: FileReader,
+    trusted: bool,
+    allowed: AllowedTasks | None,
+) -> tuple[list[Node], list[Link], dict[str, Any]]:
+    """`parse_graph`, with the values of the graph and sub-graph files that
+    ewokscore saved with a pickling serializer decoded (trusted graphs only,
+    once the allow-list accepted their tasks)."""
+    document, base_dir, values = read
+    pickled: list[tuple[str, str]] = []
+
+    def read_file(path: str, decode: bool = False) -> tuple[Any, str, int]:
+        sub, sub_dir, count = reader(path)
+        what = f"sub-graph file {quote(path)}"
+        serializer = pickling_serializer(sub, what)
+        if serializer is not None:
+            pickled.append((what, serializer))
+            if decode:
+                sub = decoded(sub, what)
+                count = measure(sub, what)
+        return sub, sub_dir, count
+
+    serializer = pickling_serializer(document, "the graph")
+    if serializer is not None:
+        pickled.append(("the graph", serializer))
+    parsed = parse_graph(document, base_dir, read_file, Budget(values))
+    if not pickled:
+        return parsed
+    if not trusted:
+        raise refusal(*pickled[0])
+    # Read as they are, encoded values are plain data: the tasks can be
+    # checked before anything is unpickled.
+    check_allowed_nodes(parsed[0], allowed)
+    if serializer is not None:
+        document = decoded(document, "the graph")
+        values = measure(document, "the graph")
+    decoding = functools.partial(read_file, decode=True)
+    return parse_graph(document, base_dir, decoding, Budget(values))
 
 
 def _check_importable(node: Node) -> object | None:

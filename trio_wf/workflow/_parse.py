@@ -30,6 +30,7 @@ from ._identifiers import (
     UNSUPPORTED_TASK_TYPES,
     absolute_identifier,
     identifier_problem,
+    is_short_name,
     script_argv,
 )
 
@@ -93,14 +94,6 @@ def check_header(document: Any) -> tuple[Mapping[str, Any], str]:
         msg = (
             f"unsupported schema_version {quote(version)}: trio_wf reads ewoks graphs "
             f"of schema {', '.join(SCHEMA_VERSIONS)}"
-        )
-        raise GraphValidationError(msg)
-    serializer = document.get("__ewoks_serialize__")
-    if isinstance(serializer, Mapping) and serializer.get("serializer") is not None:
-        msg = (
-            f"graphs serialized with {quote(serializer.get('serializer'))} are not "
-            f"supported: their values may hold pickles, and a graph file must "
-            f"not be able to run code by being read"
         )
         raise GraphValidationError(msg)
     return attributes, version
@@ -245,7 +238,7 @@ def _node(item: Mapping[str, Any], nid: NodeId, base_dir: str | None) -> Node:
         argv = parsed
         if not isinstance(identifier, str):
             identifier = shlex.join(argv)
-    else:
+    elif not (task_type == "class" and is_short_name(identifier)):
         problem = identifier_problem(identifier)
         if problem is not None:
             raise Invalid(problem)

@@ -13,7 +13,6 @@ of `._limits` before anything else reads it.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any
 from .._util import quote
 from . import _limits
 from ._errors import GraphValidationError
+from ._serialized import load_yaml
 
 # The whitespace JSON allows before a value (str.isspace() takes more).
 _JSON_TEXT = re.compile(r"[ \t\n\r]*\{")
@@ -129,10 +129,8 @@ def parse_text(text: str, kind: str, what: str) -> Any:
     try:
         if kind == "json":
             return json.loads(text)
-        # Imported here: JSON users need not pay for it.  safe_load builds
-        # plain data only, never objects named by tags.
-        yaml: Any = importlib.import_module("yaml")
-        return yaml.safe_load(text)
+        # Plain data and tuples only, never objects named by tags.
+        return load_yaml(text)
     except RecursionError:
         msg = f"{what} is nested more than {_limits.MAX_GRAPH_DEPTH} levels deep"
         raise GraphValidationError(msg) from None

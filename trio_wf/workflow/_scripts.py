@@ -88,7 +88,10 @@ def _flag(
     value = inputs.get(name, default)
     if value is None or isinstance(value, bool):
         return bool(value)
-    msg = f"node {node.id!r}: input {name!r} must be true or false, got {value!r}"
+    msg = (
+        f"node {quote(node.id)}: input {name!r} must be true or false, "
+        f"got {quote(value)}"
+    )
     raise TaskInputError(msg)
 
 
