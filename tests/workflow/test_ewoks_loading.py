@@ -184,6 +184,14 @@ def pickled_graph(tmp_path: Path) -> tuple[Path, Path]:
     return path, marker
 
 
+def parent_of(path: Path) -> Path:
+    """A graph file beside ``path`` whose one node is that graph file."""
+    parent = path.with_name("parent.json")
+    node = {"id": "sub", "task_type": "graph", "task_identifier": path.name}
+    parent.write_text(json.dumps(graph([node])))
+    return parent
+
+
 def test_pickled_values_are_refused_unless_the_graph_is_trusted(
     tmp_path: Path,
 ) -> None:
@@ -197,11 +205,8 @@ def test_pickled_values_are_refused_unless_the_graph_is_trusted(
     assert "'json_pickle' serializer" in message
     assert "loading a pickle can run any code" in message
     assert "trusted=True" in message
-    parent = tmp_path / "parent.json"
-    node = {"id": "sub", "task_type": "graph", "task_identifier": "pickled.json"}
-    parent.write_text(json.dumps(graph([node])))
     with pytest.raises(GraphValidationError, match=r"sub-graph file .*json_pickle"):
-        execute_graph(parent)
+        execute_graph(parent_of(path))
     assert not marker.exists()
 
 
@@ -217,10 +222,7 @@ def test_pickled_values_are_decoded_after_the_allow_list(tmp_path: Path) -> None
     )
     assert result == {"a": {"return_value": (1, 2)}, "b": {"return_value": "unpickled"}}
     assert marker.read_text().split() == ["unpickled"]
-    parent = tmp_path / "parent.json"
-    node = {"id": "sub", "task_type": "graph", "task_identifier": "pickled.json"}
-    parent.write_text(json.dumps(graph([node])))
-    loaded = load_graph(parent, trusted=True)
+    loaded = load_graph(parent_of(path), trusted=True)
     assert loaded.nodes["sub", "a"].default_inputs == {"value": (1, 2)}
 
 

@@ -125,3 +125,24 @@ def test_sub_graph_errors(tmp_path: Path) -> None:
         load_graph(parent(broken))
     with pytest.raises(GraphValidationError, match="must be a graph file path or"):
         load_graph(parent(42))
+
+
+def test_an_alias_is_checked_when_a_link_uses_it() -> None:
+    """An alias naming no node of its graph is an error once a link goes
+    through it, and none before (as in ewokscore, whose saved graphs keep the
+    aliases of their sub-graphs)."""
+    sub = adder()
+    sub["graph"]["input_nodes"].append({"id": "stale", "node": "gone"})
+    sub["graph"]["output_nodes"].append({"id": "loose"})
+    assert list(load_graph(sub).nodes) == ["in", "out"]
+    assert list(load_graph(parent(sub)).nodes) == ["a", ("G", "in"), ("G", "out"), "c"]
+    used = parent(sub)
+    used["links"][0]["sub_target"] = "stale"
+    with pytest.raises(GraphValidationError) as info:
+        load_graph(used)
+    assert "alias 'stale' of the sub-graph" in str(info.value)
+    assert "'gone' is not a node of the graph" in str(info.value)
+    used["links"][0]["sub_target"] = "x"
+    used["links"][1]["sub_source"] = "loose"
+    with pytest.raises(GraphValidationError, match=r"output_nodes\[1\] names no node"):
+        load_graph(used)

@@ -252,13 +252,8 @@ def _subgraph(
         raise GraphValidationError(msg, node_id=gid) from exc
     # Each level of nesting makes its nodes and links again, with longer ids.
     budget.spend_elements(len(nodes) + len(links))
-    # The sub-graph's default error nodes are wired, inside it: in the
-    # parent they are nodes like any other (ewokscore drops the attribute).
     prefixed: dict[NodeId, Node] = {
-        (gid, nid): attrs.evolve(node, id=(gid, nid))
-        if not node.default_error_node
-        else _wired(node, (gid, nid))
-        for nid, node in nodes.items()
+        (gid, nid): _in_parent(node, (gid, nid)) for nid, node in nodes.items()
     }
     # The graph node's own attributes go to the sub-graph's input nodes.
     inherited = {key: item[key] for key in _INHERITED if key in item}
@@ -290,8 +285,14 @@ def _subgraph(
     return prefixed, links, sub
 
 
-def _wired(node: Node, new_id: NodeId) -> Node:
-    """A default error node of a sub-graph, as its parent sees it."""
+def _in_parent(node: Node, new_id: NodeId) -> Node:
+    """A node of a sub-graph, as its parent sees it.
+
+    The sub-graph's default error nodes are wired inside it already: in the
+    parent they are nodes like any other (ewokscore drops the attribute).
+    """
+    if not node.default_error_node:
+        return attrs.evolve(node, id=new_id)
     extra = {k: v for k, v in node.extra.items() if k != "default_error_attributes"}
     return attrs.evolve(node, id=new_id, default_error_node=False, extra=extra)
 

@@ -72,8 +72,7 @@ def _task_class(node: Node) -> Any:
     except ImportError as exc:
         msg = (
             f"{_named(node)} is a short name of an ewokscore task class; "
-            f"resolving it needs "
-            f"ewokscore: pip install 'trio-wf[ewoks]'"
+            f"resolving it needs ewokscore: pip install 'trio-wf[ewoks]'"
         )
         raise GraphValidationError(msg, node_id=node.id) from exc
     return Task
