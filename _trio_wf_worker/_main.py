@@ -32,7 +32,7 @@ from ._protocol import (
     frame,
     write_all,
 )
-from ._shm import Arena, encode_result
+from ._shm import TRIM_AFTER, Arena, encode_result
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
 if TYPE_CHECKING:
@@ -152,9 +152,23 @@ def _result_error(fn: Any, failed: str, exc: BaseException) -> bytes:
     return frame(ERROR, dumps_exception(error))
 
 
-def _wait_for_job(poller: select.poll, reader: BlockingReader, timeout: float) -> bool:
+def _wait_for_job(
+    poller: select.poll, reader: BlockingReader, timeout: float, arena: Arena
+) -> bool:
     """Return whether a job (or EOF) arrived within ``timeout`` seconds."""
-    if math.isinf(timeout) or reader.has_buffered():
+    if reader.has_buffered():
+        return True
+    if arena.needs_trim():
+        # A run of large calls keeps the arena's memory (no page faults on the
+        # next one); a worker left idle gives it back.
+        wait = min(timeout, TRIM_AFTER)
+        if poller.poll(math.ceil(wait * 1000)):
+            return True
+        arena.trim()
+        timeout -= wait
+        if timeout <= 0:
+            return False
+    if math.isinf(timeout):
         return True
     while timeout * 1000 > _MAX_POLL_MS:
         if poller.poll(_MAX_POLL_MS):
@@ -200,7 +214,7 @@ def serve(job_fd: int, result_fd: int, arena_fd: int) -> int:
     # short the idle timeout, so a resubmitted job always finds a taker.
     first = True
     while True:
-        if not first and not _wait_for_job(poller, reader, idle_timeout):
+        if not first and not _wait_for_job(poller, reader, idle_timeout, arena):
             _send(result_fd, frame(BYE))
             return EXIT_CLEAN
         try:

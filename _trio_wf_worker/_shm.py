@@ -20,12 +20,18 @@ small table; the data sits in the arena:
 
 The writer copies into the arena and the reader copies out, one copy each way and
 no system call per byte.  Requests and replies alternate, so one arena serves both
-directions.  The arena grows on demand and keeps at most `KEEP` bytes of memory
-between messages: the reader releases the rest once it has copied it out.
+directions.  The arena grows on demand, to the next power of two of the largest
+message, and keeps its memory while calls keep coming, so that a run of large
+calls does not fault every page in again each time.  A worker left idle for
+`TRIM_AFTER` seconds gives back everything above `KEEP` bytes.  That trim holds a
+POSIX record lock on the arena, which the parent also holds while it copies in or
+out, so the worker never punches a hole in data the parent is writing or reading
+(the only time the two could overlap: the worker trims while waiting for a job).
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import pickle
@@ -40,7 +46,8 @@ if TYPE_CHECKING:
 
 SHM = 0x80  # set in a message kind: the payload is a table, the data in the arena
 STREAM_THRESHOLD = 1 << 20  # larger pickle streams go to the arena too
-KEEP = 64 << 20  # arena memory a worker keeps between messages
+KEEP = 64 << 20  # arena memory an idle worker keeps
+TRIM_AFTER = 2.0  # seconds a worker waits for a job before trimming its arena
 _ALIGN = 64
 _MIN_SIZE = 1 << 20
 
@@ -139,32 +146,56 @@ def _aligned(n: int) -> int:
 
 
 class Arena:
-    """One side's mapping of a worker's shared memory arena."""
+    """One side's mapping of a worker's shared memory arena.
 
-    __slots__ = ("_fd", "_map", "_size")
+    Args:
+        fd: the arena's memfd.
+        lock: hold the arena's record lock while copying in or out (the parent
+            does, so that an idle worker's trim waits; see the module docstring).
+    """
 
-    def __init__(self, fd: int) -> None:
+    __slots__ = ("_fd", "_lock", "_map", "_size", "_untrimmed")
+
+    def __init__(self, fd: int, *, lock: bool = False) -> None:
         self._fd = fd
+        self._lock = lock
         self._map: mmap.mmap | None = None
         self._size = 0
+        # Whether a message since the last trim used memory above KEEP.
+        self._untrimmed = False
 
     def write(self, message: Outgoing) -> bytes:
         """Copy ``message``'s out-of-band parts into the arena; return its frame."""
         framed, parts, extent = message
         if not parts:
             return framed
-        view = self._view(extent, grow=True)
+        if self._lock:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
-            for offset, part in parts:
-                view[offset : offset + part.nbytes] = part
+            view = self._view(extent, grow=True)
+            try:
+                for offset, part in parts:
+                    view[offset : offset + part.nbytes] = part
+            finally:
+                view.release()
         finally:
-            view.release()
+            if self._lock:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return framed
 
     def loads(self, kind: int, payload: bytes | bytearray) -> Any:
         """Unpickle a message's payload, from the arena if ``kind`` says so."""
         if not kind & SHM:
             return pickle.loads(payload)
+        if self._lock:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            return self._loads_shared(payload)
+        finally:
+            if self._lock:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def _loads_shared(self, payload: bytes | bytearray) -> Any:
         count, stream_length = HEAD.unpack_from(payload)
         slots = [
             SLOT.unpack_from(payload, HEAD.size + i * SLOT.size) for i in range(count)
@@ -195,9 +226,29 @@ class Arena:
             for part in handed:
                 part.release()
             view.release()
-            self._trim(end)
+
+    def needs_trim(self) -> bool:
+        """Whether the arena may hold more than `KEEP` bytes of memory."""
+        return self._untrimmed
+
+    def trim(self) -> None:
+        """Give the memory above `KEEP` back (it then reads as zeroes on both
+        sides), unless the other side is copying (then it is not idle)."""
+        if self._map is None:
+            return
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return
+        try:
+            self._map.madvise(mmap.MADV_REMOVE, KEEP, self._size - KEEP)
+            self._untrimmed = False
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def _view(self, extent: int, *, grow: bool) -> memoryview:
+        if extent > KEEP:
+            self._untrimmed = True
         if extent > self._size:
             size = os.fstat(self._fd).st_size
             if size < extent:
@@ -215,11 +266,6 @@ class Arena:
             self._size = size
         assert self._map is not None
         return memoryview(self._map)
-
-    def _trim(self, extent: int) -> None:
-        # Give the memory above KEEP back; it reads as zeroes on both sides.
-        if extent > KEEP and self._map is not None:
-            self._map.madvise(mmap.MADV_REMOVE, KEEP, self._size - KEEP)
 
     def close_map(self) -> None:
         """Unmap the arena (the descriptor stays open)."""

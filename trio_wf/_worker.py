@@ -107,7 +107,7 @@ class ProcessWorker(AbstractWorker[Outgoing]):
         self.process: ChildProcess = launched.process
         self.pid = launched.process.pid
         self._channel = Channel(launched.send_fd, launched.recv_fd)
-        self._arena = Arena(launched.arena_fd)
+        self._arena = Arena(launched.arena_fd, lock=True)
         self._config = config
 
     @classmethod
