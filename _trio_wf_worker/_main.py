@@ -32,7 +32,7 @@ from ._protocol import (
     frame,
     write_all,
 )
-from ._shm import TRIM_AFTER, Arena, encode_result
+from ._shm import TRIM_AFTER, Arena, encode_result, load_call
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _close_on_fork(fds: tuple[int, ...]) -> None:
 
 def _run_job(kind: int, payload: bytes, arena: Arena) -> bytes:
     try:
-        fn, args = arena.loads(kind, payload)
+        fn, args = load_call(arena, kind, payload)
     except BaseException as exc:
         error: Exception = pickle.UnpicklingError(
             f"could not unpickle the job in worker process {os.getpid()}: "

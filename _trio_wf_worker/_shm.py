@@ -36,9 +36,10 @@ import mmap
 import os
 import pickle
 import struct
+import types
 
 from . import _protocol
-from ._protocol import HEADER, JOB, OK, dumps, frame
+from ._protocol import HEADER, JOB, OK, PROTOCOL, dumps, frame
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
 if TYPE_CHECKING:
@@ -92,6 +93,50 @@ def _wrap(items: tuple[Any, ...]) -> tuple[tuple[Any, ...], frozenset[int]]:
     return tuple(_Copied(item) if id(item) in views else item for item in items), views
 
 
+# A JOB payload starts with the length of the function's own pickle, then that
+# pickle, then the arguments' message.  A function pickled by reference (a
+# module's function or class, a builtin) is pickled once per process and, in the
+# worker, unpickled once: a global's pickle is most of a small call's.  Any other
+# callable (partial, bound method, lambda...) has length 0 and travels in the
+# arguments' pickle, as ``(fn, args)``, so it keeps sharing objects with them.
+FUNCTION = struct.Struct("<I")
+_UNCACHED = FUNCTION.pack(0)
+_CACHE_SIZE = 256  # functions per process; the cache is emptied when full
+_function_heads: dict[Any, bytes] = {}
+_functions: dict[bytes, Any] = {}
+
+
+def _by_reference(fn: Any) -> bool:
+    kind = type(fn)
+    if kind is types.FunctionType or kind is type:
+        return True
+    # A builtin bound to an object (``[].append``) pickles that object.
+    return kind is types.BuiltinFunctionType and isinstance(
+        fn.__self__, (types.ModuleType, type(None))
+    )
+
+
+def _function_head(fn: Any) -> bytes:
+    try:
+        return _function_heads[fn]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable
+        return _UNCACHED
+    if not _by_reference(fn):
+        return _UNCACHED
+    try:
+        data = pickle.dumps(fn, PROTOCOL)
+    except Exception:  # a lambda or local function: cloudpickle's, by value
+        return _UNCACHED
+    if b"__main__" in data:  # by value too (see dumps)
+        return _UNCACHED
+    if len(_function_heads) >= _CACHE_SIZE:
+        _function_heads.clear()
+    head = _function_heads[fn] = FUNCTION.pack(len(data)) + data
+    return head
+
+
 def encode_call(fn: Any, args: tuple[Any, ...]) -> Outgoing:
     """The `JOB` message of a call, its large buffers out of band.
 
@@ -99,8 +144,29 @@ def encode_call(fn: Any, args: tuple[Any, ...]) -> Outgoing:
     deeper inside still reaches the arena inside a large pickle stream, at the cost
     of one more copy.
     """
+    head = _function_head(fn)
     args, views = _wrap(args)
-    return _encode(JOB, (fn, args), views)
+    if head is _UNCACHED:
+        return _encode(JOB, (fn, args), views, head)
+    return _encode(JOB, args, views, head)
+
+
+def load_call(arena: Arena, kind: int, payload: bytes) -> tuple[Any, Any]:
+    """``(fn, args)`` from a `JOB` message (the worker's side of `encode_call`)."""
+    view = memoryview(payload)
+    (length,) = FUNCTION.unpack_from(view)
+    start = FUNCTION.size + length
+    if not length:
+        fn, args = arena.loads(kind, view[start:])
+        return fn, args
+    data = bytes(view[FUNCTION.size : start])
+    fn = _functions.get(data)
+    if fn is None:
+        fn = pickle.loads(data)
+        if len(_functions) >= _CACHE_SIZE:
+            _functions.clear()
+        _functions[data] = fn
+    return fn, arena.loads(kind, view[start:])
 
 
 def encode_result(result: Any) -> Outgoing:
@@ -118,12 +184,12 @@ def encode_result(result: Any) -> Outgoing:
     return _encode(OK, result, views)
 
 
-def _encode(kind: int, obj: Any, views: frozenset[int]) -> Outgoing:
+def _encode(kind: int, obj: Any, views: frozenset[int], head: bytes = b"") -> Outgoing:
     buffers: list[pickle.PickleBuffer] = []
     stream = dumps(obj, buffers)
     if not buffers and len(stream) < STREAM_THRESHOLD:
-        return HEADER.pack(len(stream), kind) + stream, (), 0
-    table = [HEAD.pack(len(buffers), 0)]
+        return HEADER.pack(len(head) + len(stream), kind) + head + stream, (), 0
+    table = [head, HEAD.pack(len(buffers), 0)]
     parts = []
     offset = 0
     for buffer in buffers:
@@ -133,7 +199,7 @@ def _encode(kind: int, obj: Any, views: frozenset[int]) -> Outgoing:
         parts.append((offset, raw))
         offset = _aligned(offset + raw.nbytes)
     if len(stream) >= STREAM_THRESHOLD:
-        table[0] = HEAD.pack(len(buffers), len(stream))
+        table[1] = HEAD.pack(len(buffers), len(stream))
         parts.append((offset, memoryview(stream)))
         offset += len(stream)
     else:
@@ -183,7 +249,7 @@ class Arena:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return framed
 
-    def loads(self, kind: int, payload: bytes | bytearray) -> Any:
+    def loads(self, kind: int, payload: bytes | bytearray | memoryview) -> Any:
         """Unpickle a message's payload, from the arena if ``kind`` says so."""
         if not kind & SHM:
             return pickle.loads(payload)
@@ -195,7 +261,7 @@ class Arena:
             if self._lock:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
-    def _loads_shared(self, payload: bytes | bytearray) -> Any:
+    def _loads_shared(self, payload: bytes | bytearray | memoryview) -> Any:
         count, stream_length = HEAD.unpack_from(payload)
         slots = [
             SLOT.unpack_from(payload, HEAD.size + i * SLOT.size) for i in range(count)

@@ -32,29 +32,36 @@ class Channel:
         self._recv_fd = recv_fd
         self._buffer = b""
 
-    async def send(self, data: bytes, cancellable: bool) -> bool:
-        """Write ``data``; return False if the worker was gone before any of it.
+    def send_nowait(self, data: bytes) -> int:
+        """Write what fits in the pipe now; return how much, or -1 if the worker
+        was gone before any of it.
 
         A worker that dies after taking part of a message counts as having got
         it: the message itself may be what killed it (a huge argument, say), so
-        it must not be sent again and again.  If not ``cancellable``, a
-        cancellation does not interrupt the write: it is delivered again at the
-        caller's next checkpoint, since its scope stays cancelled.
+        it must not be sent again and again.  The rest, if any, goes with
+        `send_rest` (a small message never needs it: one call, no coroutine).
         """
-        fd = self._send_fd
-        assert fd is not None
+        assert self._send_fd is not None
         try:
-            sent = os.write(fd, data)
+            return os.write(self._send_fd, data)
         except BlockingIOError:
-            sent = 0
+            return 0
         except BrokenPipeError:
             # Gone before this message: it may have said goodbye (idle timeout,
             # retire) before exiting, which receive() reads.
-            return False
+            return -1
+
+    async def send_rest(self, data: bytes, sent: int, cancellable: bool) -> None:
+        """Write ``data[sent:]``, waiting while the pipe is full.
+
+        If not ``cancellable``, a cancellation does not interrupt the write: it
+        is delivered again at the caller's next checkpoint, since its scope stays
+        cancelled.
+        """
+        fd = self._send_fd
+        assert fd is not None
+        view = memoryview(data)[sent:]
         try:
-            if sent == len(data):
-                return True
-            view = memoryview(data)[sent:]
             while view:
                 await _wait(trio.lowlevel.wait_writable, fd, cancellable)
                 try:
@@ -63,6 +70,14 @@ class Channel:
                     pass
         except BrokenPipeError:
             pass  # died while receiving: receive() reads EOF
+
+    async def send(self, data: bytes, cancellable: bool) -> bool:
+        """Write ``data``; return False if the worker was gone before any of it."""
+        sent = self.send_nowait(data)
+        if sent < 0:
+            return False
+        if sent < len(data):
+            await self.send_rest(data, sent, cancellable)
         return True
 
     async def receive(self, cancellable: bool) -> tuple[int, bytes | bytearray]:
@@ -97,10 +112,18 @@ class Channel:
         return kind, out
 
     async def _read_some(self, cancellable: bool) -> bytes:
+        fd = self._recv_fd
         while True:
-            await _wait(trio.lowlevel.wait_readable, self._recv_fd, cancellable)
+            # _wait() inlined: this is on every call's path.
             try:
-                data = os.read(self._recv_fd, _READ_SIZE)
+                await trio.lowlevel.wait_readable(fd)
+            except trio.Cancelled:
+                if cancellable:
+                    raise
+                with trio.CancelScope(shield=True):
+                    await trio.lowlevel.wait_readable(fd)
+            try:
+                data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 continue
             if not data:

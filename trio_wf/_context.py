@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import sys
+import types
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -179,7 +180,7 @@ class WorkerContext(metaclass=NoPublicConstructor):
         """
         if cancellable:
             warn_cancellable()
-        if inspect.iscoroutinefunction(sync_fn) or inspect.isasyncgenfunction(sync_fn):
+        if _is_async_function(sync_fn):
             await trio.lowlevel.checkpoint()
             msg = (
                 f"run_sync expected a sync function, but {describe_callable(sync_fn)} "
@@ -228,6 +229,22 @@ class WorkerContext(metaclass=NoPublicConstructor):
 
     async def _aclose(self) -> None:
         await self._pool.aclose()
+
+
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _is_async_function(fn: object) -> bool:
+    # On every call's path: the common cases without inspect's unwrapping of
+    # partials and methods (a builtin cannot be async, nor carry the marker
+    # inspect.markcoroutinefunction sets on a plain function).
+    if type(fn) is types.BuiltinFunctionType:
+        return False
+    if type(fn) is types.FunctionType:
+        return bool(fn.__code__.co_flags & _ASYNC_FLAGS) or (
+            "_is_coroutine_marker" in fn.__dict__ and inspect.iscoroutinefunction(fn)
+        )
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
 
 
 def warn_cancellable() -> None:

@@ -157,10 +157,13 @@ class ProcessWorker(AbstractWorker[Outgoing]):
         # No liveness probe: a worker that left or died while idle is found out
         # by the job itself (EPIPE, a goodbye or EOF instead of a reply), and a
         # job it never read is resubmitted.
-        delivered = False
+        channel = self._channel
+        sent = channel.send_nowait(message)
+        delivered = sent >= 0
         try:
-            delivered = await self._channel.send(message, kill_on_cancel)
-            kind, payload = await self._channel.receive(kill_on_cancel)
+            if delivered and sent < len(message):
+                await channel.send_rest(message, sent, kill_on_cancel)
+            kind, payload = await channel.receive(kill_on_cancel)
         except WorkerDied:
             if not delivered:
                 # Gone before reading the job (killed while idle, say), which
