@@ -52,6 +52,20 @@ async def test_lambdas_and_closures_travel_by_value(worker_type: WorkerType) -> 
             assert await ctx.run_sync(local, 1) == 6
 
 
+async def test_callable_and_arguments_share_objects(worker_type: WorkerType) -> None:
+    """A callable holding state (a bound method, a builtin bound to an object)
+    travels in one pickle with the arguments, so shared objects stay shared; a
+    module's function, pickled once per process, keeps working with new
+    arguments."""
+    box = workers.Box()
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+        with trio.fail_after(20):
+            assert await ctx.run_sync(box.same, box) is True
+            assert await ctx.run_sync([1, 2].copy) == [1, 2]
+            for n in range(3):
+                assert await ctx.run_sync(workers.add, n, 1) == n + 1
+
+
 async def test_entry_is_a_checkpoint() -> None:
     """run_sync always checkpoints, and a cancelled entry never starts a worker."""
     children = psutil.Process().children()

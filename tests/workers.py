@@ -201,3 +201,8 @@ def pid_and_arena_mappings() -> tuple[int, int]:
 def sleep_and_pid(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
+
+
+class Box:
+    def same(self, other: object) -> bool:
+        return self is other
