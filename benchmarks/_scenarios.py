@@ -18,6 +18,7 @@ from _rounds import Contenders, Settings, interleave, make_cells, suffix, warm_u
 
 MIB = 1 << 20
 PAYLOAD_MIB = 16
+LARGE_MIB = 100
 
 
 async def row_latency(
@@ -84,9 +85,63 @@ async def row_payload(
     contenders: Contenders, settings: Settings, spinners: bool
 ) -> list[Cell]:
     """Rows 3a/3b: a 16 MiB argument echoed back; payload size / round trip."""
-    data = os.urandom(PAYLOAD_MIB * MIB)
+    return await _payload_rows(
+        contenders,
+        settings,
+        settings.payload_rounds,
+        settings.payload_reps,
+        spinners,
+        PAYLOAD_MIB,
+        "3",
+    )
+
+
+async def row_large_payload(
+    contenders: Contenders, settings: Settings, spinners: bool
+) -> list[Cell]:
+    """Rows 7a/7b: the same with 100 MiB, and 7c: this machine's copy speed."""
+    # Two rounds of one call each: at pipe speed a 100 MiB echo takes seconds.
+    rounds = min(settings.payload_rounds, 2)
+    cells = await _payload_rows(
+        contenders, settings, rounds, 1, spinners, LARGE_MIB, "7"
+    )
+    return [*cells, _copy_speed_cell(spinners)]
+
+
+def _copy_speed_cell(spinners: bool) -> Cell:
+    # What four copies of the payload (in, out, and back) would allow: the
+    # arena's lower bound, for numbers that move with the machine.
+    cell = Cell(
+        f"7c {LARGE_MIB} MiB: memcpy / 4{suffix(spinners)}",
+        "memcpy",
+        "MiB/s",
+        True,
+        spinners=spinners,
+    )
+    source = bytearray(os.urandom(LARGE_MIB * MIB))
+    target = bytearray(len(source))
+    target[:] = source  # fault the pages in
+    rates = []
+    for _ in range(3):
+        start = time.perf_counter()
+        target[:] = source
+        rates.append(LARGE_MIB / (time.perf_counter() - start) / 4)
+    cell.rounds = rates
+    return cell
+
+
+async def _payload_rows(
+    contenders: Contenders,
+    settings: Settings,
+    rounds: int,
+    reps: int,
+    spinners: bool,
+    mib: int,
+    number: str,
+) -> list[Cell]:
+    data = os.urandom(mib * MIB)
     kinds: list[tuple[str, str, Any, Callable[[Any], bool]]] = [
-        ("payload", "3a", data, lambda out: bytes(out) == data)
+        ("payload", f"{number}a", data, lambda out: bytes(out) == data)
     ]
     try:
         import numpy as np
@@ -95,12 +150,12 @@ async def row_payload(
     else:
         array = np.frombuffer(data, dtype=np.uint8).copy()
         kinds.append(
-            ("numpy", "3b", array, lambda out: bool(np.array_equal(out, array)))
+            ("numpy", f"{number}b", array, lambda out: bool(np.array_equal(out, array)))
         )
     result: list[Cell] = []
     for row, label, payload, check in kinds:
         kind = "bytes" if row == "payload" else "numpy"
-        scenario = f"{label} {PAYLOAD_MIB} MiB {kind} round trip{suffix(spinners)}"
+        scenario = f"{label} {mib} MiB {kind} round trip{suffix(spinners)}"
         cells = make_cells(
             contenders,
             row,
@@ -117,19 +172,19 @@ async def row_payload(
         ) -> tuple[float, list[float]]:
             run = contenders[name].run  # type: ignore[union-attr]
             rates = []
-            for _ in range(settings.payload_reps):
+            for _ in range(reps):
                 start = time.perf_counter()
                 out = await run(_jobs.echo, payload)
                 elapsed = time.perf_counter() - start
                 if not check(out):
                     raise AssertionError("the payload came back changed")
-                rates.append(PAYLOAD_MIB / elapsed)
+                rates.append(mib / elapsed)
             return statistics.median(rates), rates
 
-        await interleave(cells, settings.payload_rounds, measure, settings.timeout)
+        await interleave(cells, rounds, measure, settings.timeout)
         result.extend(cells.values())
     if array is None:
-        result.append(Cell(f"3b {PAYLOAD_MIB} MiB numpy", "*", "MiB/s", True))
+        result.append(Cell(f"{number}b {mib} MiB numpy", "*", "MiB/s", True))
         result[-1].error = "numpy is not installed (optional)"
     return result
 
@@ -273,6 +328,7 @@ ROWS: dict[str, Row] = {
     "4": row_kill,
     "5": row_cold,
     "6": row_cpu,
+    "7": row_large_payload,
 }
 # The rows whose numbers an idle vCPU's wake-up visibly moves.
 LATENCY_ROWS = ("1", "2")
