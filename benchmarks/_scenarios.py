@@ -217,29 +217,38 @@ async def row_kill(
     async def measure(name: str) -> tuple[float, list[float]]:
         contender = contenders[name]
         assert isinstance(contender, Contender)
-        # An idle warm worker is ready (a killed one is replaced here, untimed).
-        await contender.run(int)
-        scope = trio.CancelScope()
-        returned_at = 0.0
-
-        async def victim() -> None:
-            nonlocal returned_at
-            with scope:
-                await contender.run_kill_on_cancel(_jobs.sleep, 30.0)
-            returned_at = time.perf_counter()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(victim)
-            # Time enough for the job to reach a warm worker and start sleeping.
-            await trio.sleep(0.2)
-            cancelled_at = time.perf_counter()
-            scope.cancel()
-        if not scope.cancelled_caught:
-            raise AssertionError("the call ended before it was cancelled")
-        return (returned_at - cancelled_at) * 1e3, []
+        return await time_kill(contender.run, contender.run_kill_on_cancel), []
 
     await interleave(cells, settings.kill_rounds, measure, settings.timeout)
     return list(cells.values())
+
+
+async def time_kill(
+    run: Callable[..., Awaitable[Any]],
+    run_kill_on_cancel: Callable[..., Awaitable[Any]],
+) -> float:
+    """Milliseconds from cancelling a kill-on-cancel call of a long sleep, 0.2 s
+    after it started, to the call returning."""
+    # An idle warm worker is ready (a killed one is replaced here, untimed).
+    await run(int)
+    scope = trio.CancelScope()
+    returned_at = 0.0
+
+    async def victim() -> None:
+        nonlocal returned_at
+        with scope:
+            await run_kill_on_cancel(_jobs.sleep, 30.0)
+        returned_at = time.perf_counter()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(victim)
+        # Time enough for the job to reach a warm worker and start sleeping.
+        await trio.sleep(0.2)
+        cancelled_at = time.perf_counter()
+        scope.cancel()
+    if not scope.cancelled_caught:
+        raise AssertionError("the call ended before it was cancelled")
+    return (returned_at - cancelled_at) * 1e3
 
 
 async def row_cpu(

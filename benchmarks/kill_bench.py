@@ -4,46 +4,24 @@ Usage: ``python benchmarks/kill_bench.py [--rounds N]`` (in the bench session's 
 
 Row 4 of the side-by-side table measures the default (spawn) workers only.  Here
 each worker type gets a context of both libraries, measured in interleaved rounds
-(the order alternates): a warm worker starts ``time.sleep(30)`` with
-``kill_on_cancel=True``, its scope is cancelled 0.2 s later, and the time from
-``cancel()`` to the call returning (the worker killed and reaped) is recorded.
+(the order alternates), as row 4 measures it (``_scenarios.time_kill``): a warm
+worker starts ``time.sleep(30)`` with ``kill_on_cancel=True``, its scope is
+cancelled 0.2 s later, and the time from ``cancel()`` to the call returning (the
+worker killed and reaped) is recorded.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import statistics
-import time
-from typing import Any
 
 import trio
+from _scenarios import time_kill
 
 LIBRARIES = ("trio_wf", "trio_parallel")
-
-
-def sleeper(seconds: float) -> None:
-    time.sleep(seconds)
-
-
-async def _one(ctx: Any) -> float:
-    await ctx.run_sync(int)  # a warm worker (a killed one is replaced here)
-    scope = trio.CancelScope()
-    returned_at = 0.0
-
-    async def victim() -> None:
-        nonlocal returned_at
-        with scope:
-            await ctx.run_sync(sleeper, 30.0, kill_on_cancel=True)
-        returned_at = time.perf_counter()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(victim)
-        await trio.sleep(0.2)
-        cancelled_at = time.perf_counter()
-        scope.cancel()
-    return (returned_at - cancelled_at) * 1e3
 
 
 async def main(rounds: int) -> None:
@@ -60,7 +38,9 @@ async def main(rounds: int) -> None:
             for index in range(rounds):
                 order = LIBRARIES if index % 2 else LIBRARIES[::-1]
                 for name in order:
-                    times[name].append(await _one(contexts[name]))
+                    ctx = contexts[name]
+                    kill = functools.partial(ctx.run_sync, kill_on_cancel=True)
+                    times[name].append(await time_kill(ctx.run_sync, kill))
         cells = [
             f"{name}: median {statistics.median(values):.2f} ms "
             f"(min {min(values):.2f}, max {max(values):.2f})"
