@@ -117,14 +117,13 @@ def _by_reference(fn: Any) -> bool:
 
 
 def _function_head(fn: Any) -> bytes:
-    try:
-        return _function_heads[fn]
-    except KeyError:
-        pass
-    except TypeError:  # unhashable
-        return _UNCACHED
+    # Checked first: these types hash and compare by identity, so the lookup
+    # runs no user code.
     if not _by_reference(fn):
         return _UNCACHED
+    head = _function_heads.get(fn)
+    if head is not None:
+        return head
     try:
         data = pickle.dumps(fn, PROTOCOL)
     except Exception:  # a lambda or local function: cloudpickle's, by value
