@@ -5,13 +5,16 @@ loop in a thread of its own; Trio never runs asyncio.  A call is submitted with
 ``Client.submit``, which only queues a message for that loop (it does not block),
 then a coroutine scheduled on the client's loop awaits the result and hands it
 to Trio with `trio.lowlevel.TrioToken.run_sync_soon`: no thread per call, and
-the Trio thread never waits on Dask.  The Client methods that block here
-(cancel, restart) run in `trio.to_thread.run_sync`, bounded by a timeout.
+the Trio thread never waits on Dask.  Cancelling a call with
+``kill_on_cancel=True`` runs `._kill.release_or_kill` on the client's loop the
+same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 import pickle
 import sys
 import uuid
@@ -28,6 +31,7 @@ import trio
 from _trio_wf_worker._protocol import describe_callable
 
 from .._errors import BrokenWorkerError
+from ._kill import release_or_kill
 from ._worker_side import Call
 
 if sys.version_info >= (3, 11):
@@ -37,6 +41,12 @@ else:
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
+
+#: Seconds a cancelled ``kill_on_cancel=True`` call may spend releasing its task
+#: and killing its worker (a few round trips, when the cluster answers).
+KILL_TIMEOUT = 5.0
+
+_logger = logging.getLogger(__name__)
 
 
 @final
@@ -139,17 +149,15 @@ class DaskContext:
         name = getattr(fn, "__name__", None) or type(fn).__name__
         # pure=False and a random key: identical calls never share a task.
         key = f"{name}-{uuid.uuid4().hex}"
-        waiter = _Waiter()
         self._running += 1
         try:
             future = self.client.submit(pickle.loads, payload, key=key, pure=False)
-            self.client.loop.add_callback(self._fetch, future, waiter)
+            waiter = self._on_loop(self._gather, future)
             if kill:
                 try:
                     await waiter.event.wait()
                 except trio.Cancelled:
-                    with trio.CancelScope(shield=True):
-                        await trio.to_thread.run_sync(self._kill, future)
+                    await self._release_or_kill(future, fn)
                     raise
             else:
                 # Like the local context: the call runs to its end and its
@@ -162,19 +170,49 @@ class DaskContext:
         assert waiter.result is not None
         return self._unwrap(waiter.result, fn, key)
 
-    async def _fetch(self, future: Any, waiter: _Waiter) -> None:
-        # Runs in the client's event loop thread.
-        try:
-            result: outcome.Outcome[Any] = outcome.Value(
-                await self.client.gather(future, asynchronous=True)
+    async def _gather(self, future: Any) -> Any:
+        return await self.client.gather(future, asynchronous=True)
+
+    def _on_loop(self, async_fn: Callable[..., Any], *args: Any) -> _Waiter:
+        """Run ``async_fn(*args)`` on the client's loop; its outcome comes to Trio."""
+        waiter = _Waiter()
+
+        async def run() -> None:
+            try:
+                result: outcome.Outcome[Any] = outcome.Value(await async_fn(*args))
+            except BaseException as exc:  # delivered to the Trio task, which decides
+                result = outcome.Error(exc)
+            try:
+                self._token.run_sync_soon(waiter.set, result)
+            except trio.RunFinishedError:  # pragma: no cover, the run was torn down
+                pass
+
+        self.client.loop.add_callback(run)
+        return waiter
+
+    async def _release_or_kill(self, future: Any, fn: Any) -> None:
+        """Release a cancelled call, killing its worker if it runs (`._kill`).
+
+        The caller waits for the kill, a few round trips, but not for the
+        replacement, which the worker's nanny starts in the background.
+        """
+        waiter = self._on_loop(
+            asyncio.wait_for, release_or_kill(self.client, future), KILL_TIMEOUT
+        )
+        # Shielded, and bounded in case the client's loop is gone too.
+        with trio.CancelScope(shield=True), trio.move_on_after(KILL_TIMEOUT + 1):
+            await waiter.event.wait()
+        if not isinstance(waiter.result, outcome.Value):
+            # The call is cancelled all the same: the caller is told so, and
+            # the log says what may still run on the cluster.
+            error = getattr(waiter.result, "error", "no answer")
+            _logger.warning(
+                "kill_on_cancel: could not release or kill the dask task of %s "
+                "(scheduler %s): %r",
+                describe_callable(fn),
+                self.scheduler_address,
+                error,
             )
-        except BaseException as exc:  # delivered to the Trio task, which decides
-            result = outcome.Error(exc)
-        del future  # releases the task's result on the cluster sooner
-        try:
-            self._token.run_sync_soon(waiter.set, result)
-        except trio.RunFinishedError:  # pragma: no cover, the run was torn down
-            pass
 
     def _unwrap(self, result: outcome.Outcome[Any], fn: Any, key: str) -> Any:
         if not isinstance(result, outcome.Error):
@@ -199,32 +237,6 @@ class DaskContext:
                 msg = f"task {key} of {what} was cancelled on the cluster ({reason})"
             raise BrokenWorkerError(msg, address=self.scheduler_address) from error
         return result.unwrap()
-
-    def _kill(self, future: Any) -> None:
-        """Cancel ``future``, and kill the worker process running it.
-
-        Dask cannot interrupt a running task: cancelling the future only forgets
-        its result.  So the worker's nanny restarts the worker process: it asks
-        the worker to stop, kills it after a few seconds (a busy thread does not
-        stop), and starts a new one.
-        Runs in a thread: these Client calls block.
-        """
-        client = self.client
-        processing = client.processing()
-        running_on = [a for a, keys in processing.items() if future.key in keys]
-        client.cancel([future], reason="kill_on_cancel")
-        if not running_on:  # still queued, or already finished: nothing runs
-            return
-        try:
-            # Waits for the replacement, so that the next call cannot be sent
-            # to the dying worker.
-            client.restart_workers(running_on, timeout=self._timeout)
-        except Exception as exc:
-            msg = (
-                f"could not restart the dask worker {running_on[0]} that runs a "
-                f"cancelled call (kill_on_cancel=True needs workers with nannies)"
-            )
-            raise BrokenWorkerError(msg, address=running_on[0]) from exc
 
     def _close(self) -> None:
         self._closed = True
