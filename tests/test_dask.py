@@ -7,10 +7,12 @@ open private clusters of one worker, which the context closes.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing.resource_tracker
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,8 +27,8 @@ import pytest
 import trio
 
 import trio_wf
-from tests import dask_workers, workers
-from tests.helpers import wait_event, wait_until_exited
+from tests import dask_scenarios, dask_workers, workers
+from tests.helpers import wait_event
 from trio_wf.workflow import aexecute_graph, execute_graph
 
 distributed = pytest.importorskip("distributed")
@@ -139,26 +141,8 @@ async def test_kill_on_cancel_returns_at_once_and_the_worker_is_replaced(
 ) -> None:
     """kill_on_cancel=True: the worker is killed, the caller does not wait for
     its replacement, and a call made meanwhile waits for the replacement."""
-    started, release, done = manager.Event(), manager.Event(), manager.Event()
     async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
-        pid = await ctx.run_sync(os.getpid)
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    _call_and_kill, ctx, workers.block, started, release, done
-                )
-                await wait_event(started)
-                cancelled_at = trio.current_time()
-                scope.cancel()
-        # Generous for a loaded CI machine (benchmarks/dask_faults.py measures
-        # tens of milliseconds); the replacement takes seconds.
-        assert trio.current_time() - cancelled_at < 2
-        assert scope.cancelled_caught
-        await wait_until_exited(pid)
-        assert not done.is_set()
-        with trio.fail_after(30):
-            assert await ctx.run_sync(os.getpid) != pid
-        assert ctx.statistics().running_calls == 0
+        await dask_scenarios.kill_on_cancel_returns_at_once(ctx, manager)
 
 
 @pytest.mark.slow
@@ -246,7 +230,6 @@ async def test_lost_scheduler_raises(manager: SyncManager) -> None:
     Slow: the call fails within a second, but Dask's LocalCluster then takes
     about 30 s to close once its scheduler is gone.
     """
-    started, release = manager.Event(), manager.Event()
     with distributed.LocalCluster(
         n_workers=1,
         threads_per_worker=1,
@@ -254,20 +237,49 @@ async def test_lost_scheduler_raises(manager: SyncManager) -> None:
         dashboard_address="127.0.0.1:0",
         **SMALL,
     ) as local:
-        address = local.scheduler_address
-        async with trio_wf.open_dask_context(address, timeout=5) as ctx:
-            with trio.fail_after(20):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_expect_lost, ctx, started, release, address)
-                    await trio.to_thread.run_sync(started.wait)
-                    await trio.to_thread.run_sync(local.sync, local.scheduler.close)
-        release.set()
+        async with trio_wf.open_dask_context(local.scheduler_address) as ctx:
+            await dask_scenarios.lost_scheduler_fails_the_call(
+                ctx, manager, lambda: local.sync(local.scheduler.close)
+            )
 
 
-async def _expect_lost(ctx: Any, started: Any, release: Any, address: str) -> None:
-    with pytest.raises(trio_wf.BrokenWorkerError, match="scheduler") as info:
-        await ctx.run_sync(workers.block, started, release)
-    assert info.value.address == address
+@pytest.mark.slow
+async def test_unreachable_scheduler_fails_fast_naming_it() -> None:
+    """Nothing listening fails at once; a listener that never answers fails
+    after connect_timeout; both messages name the address and what to check."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    with trio.fail_after(5), pytest.raises(OSError, match="dask scheduler") as info:
+        async with trio_wf.open_dask_context(address):
+            pass  # pragma: no cover
+    assert address in str(info.value)
+    assert "Connection refused" in str(info.value)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        with trio.fail_after(5), pytest.raises(OSError, match="dask scheduler") as info:
+            async with trio_wf.open_dask_context(address, connect_timeout=1):
+                pass  # pragma: no cover
+    assert address in str(info.value)
+
+
+@pytest.mark.slow
+async def test_cli_timeout_and_ctrl_c_stop_the_run_on_the_cluster(
+    tmp_path: Path,
+) -> None:
+    """trio-wf run --scheduler: --timeout and Ctrl+C exit at once, and leave
+    nothing running on the cluster (the node's worker was killed)."""
+    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+        address = ctx.scheduler_address
+        for timeout in (2.0, None):
+            pid = await trio.to_thread.run_sync(
+                functools.partial(
+                    dask_scenarios.run_cli_and_stop, tmp_path, address, timeout=timeout
+                )
+            )
+            await dask_scenarios.nothing_runs_for(ctx.client, pid)
 
 
 @pytest.mark.slow

@@ -1,16 +1,20 @@
 """Reaching a Dask cluster: which ones are safe, a private one, the client.
 
-`checked_security` refuses plain TCP to a scheduler off loopback; a `Connection`
-starts the private ``LocalCluster`` when there is no address or cluster object,
-connects the client, registers the worker setup plugin, and closes what it
-opened.  Its methods block: `open_dask_context` runs them in a thread.
+`checked_security` refuses plain TCP to a scheduler off loopback;
+`check_reachable` fails fast, saying what to check, when no scheduler answers; a
+`Connection` starts the private ``LocalCluster`` when there is no address or
+cluster object, connects the client, registers the worker setup plugin, and
+closes what it opened.  Its methods block: `open_dask_context` runs them in a
+thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import dask
 import distributed
 from distributed.comm.addressing import parse_address, parse_host_port
+from distributed.comm.core import connect as dask_connect
 
 from _trio_wf_worker._protocol import describe_callable
 
@@ -84,6 +89,59 @@ def checked_security(
     return security
 
 
+def check_reachable(address: str, security: Any, timeout: float) -> None:
+    """Fail within ``timeout`` unless a Dask scheduler answers at ``address``.
+
+    Dask retries a refused connection until its timeout (right for a scheduler
+    that is starting, slow to say that there is none), and its client waits
+    forever on a listener that never answers: both are checked here first.
+    """
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        return  # not host:port; the client will say what is wrong
+    if scheme not in ("tcp", "tls"):
+        return
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+    except OSError as exc:
+        raise unreachable(address, exc) from exc
+    arguments = {} if security is None else security.get_connection_args("client")
+
+    async def identity() -> None:
+        comm = await dask_connect(address, timeout=timeout, **arguments)  # type: ignore[no-untyped-call]
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            await comm.read()
+        finally:
+            await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(identity(), timeout))
+    except asyncio.TimeoutError as exc:
+        raise unreachable(address, f"no answer within {timeout:g} s") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise unreachable(address, exc) from exc
+
+
+def unreachable(address: str, cause: BaseException | str) -> OSError:
+    """The error for a scheduler that cannot be reached: what to check."""
+    reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    tls = (
+        ", and that your TLS settings (security=, or distributed.comm.tls.* in "
+        "Dask's config) trust its certificate and it yours"
+        if address.startswith("tls://")
+        else ""
+    )
+    msg = (
+        f"cannot reach the dask scheduler at {address} ({reason}): check that "
+        "a scheduler runs there (dask scheduler), that the host and port are "
+        f"right and open to this machine{tls}"
+    )
+    return OSError(msg)
+
+
 def _start_local_cluster(
     n_workers: int, security: Any, options: Mapping[str, Any], timeout: float
 ) -> Any:
@@ -134,6 +192,7 @@ class Connection:
         security: Any,
         init: Callable[[], object] | None,
         timeout: float,
+        connect_timeout: float,
     ) -> None:
         self._target: Any = address if address is not None else cluster
         self._owns_cluster = address is None and cluster is None
@@ -142,6 +201,7 @@ class Connection:
         self._security = security
         self._init = init
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._plugin_name = f"trio-wf-setup-{uuid.uuid4().hex}"
         self._private_cluster: Any = None
         self._client: Any = None
@@ -161,10 +221,18 @@ class Connection:
                 self._cluster_options or {},
                 self._timeout,
             )
-        kwargs: dict[str, Any] = {"timeout": self._timeout, "set_as_default": False}
+        timeout = self._timeout if self._owns_cluster else self._connect_timeout
+        kwargs: dict[str, Any] = {"timeout": timeout, "set_as_default": False}
         if self._security is not None and not self._owns_cluster:
             kwargs["security"] = self._security
-        client = self._client = distributed.Client(target, **kwargs)  # type: ignore[no-untyped-call]
+        address = target if isinstance(target, str) else target.scheduler_address
+        if not self._owns_cluster:
+            check_reachable(address, self._security, timeout)
+        try:
+            client = distributed.Client(target, **kwargs)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise unreachable(address, exc) from exc
+        self._client = client
         # SIGINT is ignored on the workers we start; on others we only run
         # the user's init, if any (their owner chose their signal handling).
         if self._owns_cluster or self._init is not None:

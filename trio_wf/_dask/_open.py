@@ -32,6 +32,7 @@ async def open_dask_context(
     retire: Callable[[], object] | None = None,
     timeout: float = 30.0,  # noqa: ASYNC109, bounds Dask calls, as in Dask
     cluster_options: Mapping[str, Any] | None = None,
+    connect_timeout: float = 5.0,
 ) -> AsyncIterator[DaskContext]:
     """Open a `~trio_wf._dask.DaskContext`: `run_sync` on a Dask cluster.
 
@@ -62,15 +63,20 @@ async def open_dask_context(
             join later (replacements), before their next task.
         retire: not supported: Dask's ``distributed.worker.lifetime.*``
             settings retire workers; passing it raises `ValueError`.
-        timeout: seconds allowed for connecting, and for closing.
+        timeout: seconds allowed for starting a private cluster, and for
+            closing.
         cluster_options: more keyword arguments for the private ``LocalCluster``
             (``memory_limit``, ``threads_per_worker``...).
+        connect_timeout: seconds allowed for reaching the scheduler at
+            ``address`` (or the ``cluster``'s); a port where nothing listens
+            fails at once.
 
     Raises:
         ValueError: for an inconsistent choice of arguments, a ``retire``, or an
             insecure connection to a scheduler that is not on loopback.
         BrokenWorkerError: if ``init`` raised on a worker (as ``__cause__``).
-        OSError: if the scheduler cannot be reached within ``timeout``.
+        OSError: if the scheduler cannot be reached within ``connect_timeout``;
+            the message names its address and what to check.
     """
     await trio.lowlevel.checkpoint()
     if retire is not None:
@@ -94,9 +100,10 @@ async def open_dask_context(
     if function is not None and not callable(function):
         msg = f"init must be callable without arguments, got {init!r}"
         raise TypeError(msg)
-    if not timeout > 0 or math.isinf(timeout):
-        msg = f"timeout must be a positive number of seconds, got {timeout!r}"
-        raise ValueError(msg)
+    for name, seconds in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+        if not seconds > 0 or math.isinf(seconds):
+            msg = f"{name} must be a positive number of seconds, got {seconds!r}"
+            raise ValueError(msg)
     security = checked_security(address, cluster, security, insecure)
     connection = Connection(
         address=address,
@@ -106,6 +113,7 @@ async def open_dask_context(
         security=security,
         init=init,
         timeout=timeout,
+        connect_timeout=connect_timeout,
     )
     context: DaskContext | None = None
     try:
