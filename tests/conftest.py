@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 import trio_wf  # noqa: E402
+from tests.helpers import is_shared  # noqa: E402
 from trio_wf import _defaults, _proc  # noqa: E402
 
 
@@ -95,7 +96,11 @@ def no_leaks() -> Iterator[None]:
     fds_before = open_fds()
     yield
     reset_default_context()
-    new = [p for p in me.children(recursive=True) if p.pid not in children_before]
+    new = [
+        p
+        for p in me.children(recursive=True)
+        if p.pid not in children_before and not is_shared(p)
+    ]
     # A zombie child of ours means we forgot to reap it.
     zombies = [p for p in me.children() if _status(p) == psutil.STATUS_ZOMBIE]
     _, alive = psutil.wait_procs(new, timeout=10)

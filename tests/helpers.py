@@ -27,6 +27,21 @@ async def wait_until_exited(pid: int) -> None:
             await trio.sleep(0.01)
 
 
+#: Pids of long-lived processes a module fixture started (a Dask cluster): the
+#: leak check of each test ignores them and their descendants (replacement
+#: workers), and the fixture itself makes sure they are all gone at its end.
+SHARED_PROCESS_ROOTS: set[int] = set()
+
+
+def is_shared(process: psutil.Process) -> bool:
+    """Whether ``process`` is one of `SHARED_PROCESS_ROOTS` or descends from one."""
+    try:
+        lineage = [process, *process.parents()]
+    except psutil.NoSuchProcess:
+        return False
+    return any(p.pid in SHARED_PROCESS_ROOTS for p in lineage)
+
+
 def assert_all_gone(pids: list[int], timeout: float = 5.0) -> None:
     """Every pid exits within ``timeout`` (they are not our children: poll)."""
     deadline = time.monotonic() + timeout
