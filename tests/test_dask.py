@@ -372,6 +372,21 @@ async def test_workflow_graphs_match_local_results(cluster: Any) -> None:
             assert await aexecute_graph(GRAPHS / name, context=ctx) == local
 
 
+async def test_ewoksdask_schedulers_run_graphs_on_dask(cluster: Any) -> None:
+    """execute_graph's scheduler=ADDRESS and scheduler="cluster" (ewoksdask's
+    spellings) run the graph on Dask, with the same results as locally."""
+    graph = GRAPHS / "diamond.json"
+    local = await aexecute_graph(graph, worker_type="thread")
+    assert await aexecute_graph(graph, scheduler=cluster.scheduler_address) == local
+    options = {"n_workers": 1, **SMALL}
+    assert (
+        await aexecute_graph(graph, scheduler="cluster", scheduler_options=options)
+        == local
+    )
+    with pytest.raises(ValueError, match="either max_workers or scheduler_options"):
+        await aexecute_graph(graph, max_workers=2, scheduler_options={"num_workers": 2})
+
+
 def test_cli_scheduler_option(cluster: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """trio-wf run --scheduler ADDRESS runs the graph on that cluster."""
     from trio_wf.workflow._cli import main

@@ -209,7 +209,7 @@ def test_one_argument_chooses_where_tasks_run(
     [
         ({"worker_type": "gevent"}, "worker_type must be one of 'spawn', "),
         ({"pool_type": "ndprocess"}, "pool_type='ndprocess' has no trio_wf equiv"),
-        ({"scheduler": "127.0.0.1:8786"}, "the ewoksdask values trio_wf accepts"),
+        ({"scheduler": "processes"}, "scheduler='processes' has no trio_wf equiv"),
         ({"scheduler": "sequential", "pool_type": "thread"}, "pass only one of"),
         ({"worker_type": "thread", "context": "c"}, "either context or worker_type"),
     ],

@@ -1,10 +1,10 @@
-"""Where node tasks run: worker processes, threads, or the Trio thread itself.
+"""Where node tasks run: worker processes, threads, the Trio thread, or Dask.
 
 One argument of `aexecute_graph` chooses: ``worker_type`` (our spelling), or
-ewoksppf's ``pool_type`` or ewoksdask's ``scheduler`` where they mean the same.
-The two in-process backends implement `trio_wf.SupportsRunSync` like a
-`trio_wf.WorkerContext`, ``on_start`` included, so the walker cannot tell them
-apart.
+ewoksppf's ``pool_type`` or ewoksdask's ``scheduler`` (`._schedulers`) where
+they mean the same.  The two in-process backends implement
+`trio_wf.SupportsRunSync` like a `trio_wf.WorkerContext`, ``on_start``
+included, so the walker cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import trio
 import trio_wf
 
 from .._util import quote
+from ._schedulers import DASK, Backend, from_ewoksdask
 
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
@@ -37,13 +38,8 @@ SEQUENTIAL: Final = "sequential"
 #: Every ``worker_type`` the engine accepts.
 WORKER_TYPES = (*(t.value for t in trio_wf.WorkerType), THREAD, SEQUENTIAL)
 
-# ewoksppf's pool_type and ewoksdask's scheduler, where they mean one of ours.
+# ewoksppf's pool_type, where it means one of ours.
 _POOL_TYPES = {"process": "spawn", "thread": THREAD}
-_SCHEDULERS = {
-    "sequential": SEQUENTIAL,
-    "multithreading": THREAD,
-    "multiprocessing": "spawn",
-}
 
 
 @final
@@ -162,9 +158,13 @@ def reports_start(backend: Any) -> bool:
     return "on_start" in parameters
 
 
-def choose_worker_type(
-    worker_type: Any, pool_type: Any, scheduler: Any, has_context: bool
-) -> str | None:
+def choose_backend(
+    worker_type: Any,
+    pool_type: Any,
+    scheduler: Any,
+    scheduler_options: Any,
+    has_context: bool,
+) -> Backend | None:
     """The one backend the options name (``None``: the default), or a ValueError."""
     given = [
         f"{name}={quote(value)}"
@@ -172,19 +172,22 @@ def choose_worker_type(
             ("worker_type", worker_type),
             ("pool_type", pool_type),
             ("scheduler", scheduler),
+            ("scheduler_options", scheduler_options),
         )
         if value is not None
     ]
     if has_context and given:
         msg = f"pass either context or {given[0]}, not both"
         raise ValueError(msg)
+    if scheduler is not None and scheduler_options is not None:
+        given.pop()  # they go together
     if len(given) > 1:
         msg = f"pass only one of {' and '.join(given)}: they choose the same thing"
         raise ValueError(msg)
     if pool_type is not None:
-        return _translate("pool_type", pool_type, _POOL_TYPES, "ewoksppf")
-    if scheduler is not None:
-        return _translate("scheduler", scheduler, _SCHEDULERS, "ewoksdask")
+        return Backend(_translate("pool_type", pool_type, _POOL_TYPES, "ewoksppf"))
+    if scheduler is not None or scheduler_options is not None:
+        return from_ewoksdask(scheduler, scheduler_options)
     if worker_type is None:
         return None
     value = worker_type.value if isinstance(worker_type, trio_wf.WorkerType) else None
@@ -194,7 +197,7 @@ def choose_worker_type(
         choices = ", ".join(map(repr, WORKER_TYPES))
         msg = f"worker_type must be one of {choices}, got {quote(worker_type)}"
         raise ValueError(msg)
-    return str(value)
+    return Backend(str(value))
 
 
 def _translate(name: str, value: Any, table: dict[str, str], engine: str) -> str:
@@ -210,14 +213,20 @@ def _translate(name: str, value: Any, table: dict[str, str], engine: str) -> str
 
 
 @asynccontextmanager
-async def open_backend(kind: str | None) -> AsyncIterator[trio_wf.SupportsRunSync]:
+async def open_backend(
+    backend: Backend | None,
+) -> AsyncIterator[trio_wf.SupportsRunSync]:
     """A private backend of the chosen kind (default: spawn), closed on exit."""
+    kind = None if backend is None else backend.kind
     if kind == THREAD:
         await trio.lowlevel.checkpoint()
         yield ThreadBackend()
     elif kind == SEQUENTIAL:
         await trio.lowlevel.checkpoint()
         yield SequentialBackend()
+    elif backend is not None and kind == DASK:
+        async with trio_wf.open_dask_context(**backend.dask) as context:
+            yield context
     else:
         worker_type = trio_wf.WorkerType(kind or "spawn")
         async with trio_wf.open_worker_context(worker_type=worker_type) as context:

@@ -22,7 +22,7 @@ import trio_wf
 
 from .._util import quote, quote_items
 from ._allow import AllowedTasks
-from ._backends import choose_worker_type, open_backend
+from ._backends import choose_backend, open_backend
 from ._cache import ResultCache
 from ._events import EventCallback, NodeStatus
 from ._ewoks import ewoks_events, ewoks_settings
@@ -34,6 +34,7 @@ from ._results import (
     ids_with_status,
     with_failures,
 )
+from ._schedulers import DASK
 from ._selectors import OutputsSpec, Selection, output_selection
 from ._tasks import TaskRunner
 from ._trace import TraceRecorder
@@ -66,6 +67,7 @@ class ExecuteOptions(TypedDict, total=False):
     max_iterations: int
     pool_type: str | None
     scheduler: str | None
+    scheduler_options: Mapping[str, Any] | None
     allow_scripts: bool
     allowed_tasks: AllowedTasks | None
     cache_dir: str | os.PathLike[str] | None
@@ -91,6 +93,7 @@ async def aexecute_graph(
     max_iterations: int = MAX_ITERATIONS,
     pool_type: str | None = None,
     scheduler: str | None = None,
+    scheduler_options: Mapping[str, Any] | None = None,
     allow_scripts: bool = False,
     allowed_tasks: AllowedTasks | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -128,7 +131,9 @@ async def aexecute_graph(
             threads) or ``"sequential"`` (one at a time, in the Trio thread:
             for debugging); see :ref:`backends`.
         max_workers: how many tasks run at once (default: one per CPU for a
-            private backend, the context's own limit otherwise).
+            private local backend, the context's own limit otherwise; no
+            limit on a Dask cluster, whose scheduler queues what its workers
+            cannot run yet).
         timeout: seconds after which the run (loading the graph included) is
             stopped: running tasks are killed (a thread's or a sequential
             task is waited for, and no other node starts after it) and
@@ -146,9 +151,20 @@ async def aexecute_graph(
             fails it with `LoopLimitError` (see :ref:`loops`).
         pool_type: ewoksppf's spelling of ``worker_type``: ``"process"``
             (spawn) or ``"thread"``.
-        scheduler: ewoksdask's spelling of ``worker_type``: ``None``,
-            ``"multiprocessing"`` (spawn), ``"multithreading"`` (thread) or
-            ``"sequential"``.
+        scheduler: ewoksdask's spelling of the backend: ``"multiprocessing"``
+            (spawn), ``"multithreading"`` (thread), ``"sequential"``,
+            ``"cluster"`` (a private Dask cluster, as
+            ``trio_wf.open_dask_context()`` opens) or the address of a Dask
+            scheduler (``"tls://head:8786"``); see :ref:`ewoksdask-options`.
+        scheduler_options: ewoksdask's options of that backend, in one
+            mapping: ``num_workers`` (= ``max_workers``), ``context`` (the
+            start method) and ``chunksize=1`` for ``"multiprocessing"`` (also
+            the default scheduler); ``num_workers`` for ``"multithreading"``;
+            for ``"cluster"``, `trio_wf.open_dask_context`'s ``n_workers``,
+            ``security``, ``timeout`` and ``init``, the rest going to Dask's
+            ``LocalCluster``; for an address, ``security``, ``timeout``,
+            ``connect_timeout``, ``insecure`` and ``init``.  Anything else is
+            refused with the reason.
         allow_scripts: run ``script`` nodes.  A graph with script nodes is
             refused otherwise: a script runs any program (see :ref:`scripts`).
         allowed_tasks: the task identifiers the graph may name, as for
@@ -189,7 +205,14 @@ async def aexecute_graph(
         PermissionError: the graph has ``script`` nodes and ``allow_scripts``
             is false, or ``cache_dir`` is not safe to read pickles from.
     """
-    kind = choose_worker_type(worker_type, pool_type, scheduler, context is not None)
+    choice = choose_backend(
+        worker_type, pool_type, scheduler, scheduler_options, context is not None
+    )
+    if choice is not None and choice.max_workers is not None:
+        if max_workers is not None:
+            msg = "pass either max_workers or scheduler_options num_workers, not both"
+            raise ValueError(msg)
+        max_workers = choice.max_workers
     if not _positive_int(max_iterations):
         msg = f"max_iterations must be a positive int, got {quote(max_iterations)}"
         raise ValueError(msg)
@@ -223,7 +246,8 @@ async def aexecute_graph(
     # ewoks events, if asked for: the end events carry what leaves the block.
     with ewoks_events(ewoks, loaded) as ewoks:
         limiter = None
-        if max_workers is not None or context is None:
+        on_dask = choice is not None and choice.kind == DASK
+        if max_workers is not None or (context is None and not on_dask):
             limiter = trio.CapacityLimiter(max_workers or os.cpu_count() or 1)
         recorder = None if trace is None else TraceRecorder()
         if recorder is not None:
@@ -232,7 +256,7 @@ async def aexecute_graph(
         try:
             with trio.move_on_at(deadline) as scope:
                 backend = (
-                    open_backend(kind) if context is None else nullcontext(context)
+                    open_backend(choice) if context is None else nullcontext(context)
                 )
                 async with backend as runner:
                     run = Run(
