@@ -34,6 +34,9 @@ from typing import Any
 #: Seconds between two checks that the scheduler has released a cancelled task
 #: (the client sends the cancellation in its next batch, within milliseconds).
 _POLL = 0.002
+#: Seconds the scheduler may take to remove the worker; it is killed after that
+#: in any case.
+_UNREGISTER_TIMEOUT = 2.0
 
 
 async def release_or_kill(client: Any, future: Any) -> str | None:
@@ -67,18 +70,33 @@ async def release_or_kill(client: Any, future: Any) -> str | None:
     while await _state(client, key) == "processing":  # noqa: ASYNC110, remote state
         await asyncio.sleep(_POLL)
     nanny = identity["workers"].get(address, {}).get("nanny")
-    if nanny is not None:
-        await _run(client.rpc(nanny), os.kill, pid, int(stop))
-    await client.scheduler.unregister(
-        address=address, stimulus_id=stimulus_id, expected=True
-    )
-    try:
-        await _run(
-            worker if nanny is None else client.rpc(nanny), os.kill, pid, int(kill)
-        )
-    except OSError:  # without a nanny: the connection dies with the worker
-        pass
+    server = worker if nanny is None else client.rpc(nanny)
+    # Shielded: a timeout of the caller must never leave the worker frozen.
+    signals = (int(stop), int(kill)) if nanny is not None else (None, int(kill))
+    await asyncio.shield(_remove_and_kill(client, address, server, pid, *signals))
     return address
+
+
+async def _remove_and_kill(
+    client: Any, address: str, server: Any, pid: int, stop: int | None, kill: int
+) -> None:
+    """Freeze the worker process (if ``stop``), remove it, then kill it."""
+    if stop is not None:
+        await _run(server, os.kill, pid, stop)
+    try:
+        await asyncio.wait_for(
+            client.scheduler.unregister(
+                address=address,
+                stimulus_id=f"trio-wf-kill-on-cancel-{time.time()}",
+                expected=True,
+            ),
+            _UNREGISTER_TIMEOUT,
+        )
+    finally:
+        try:
+            await _run(server, os.kill, pid, kill)
+        except OSError:  # without a nanny: the connection dies with the worker
+            pass
 
 
 async def _state(client: Any, key: str) -> str | None:

@@ -32,7 +32,7 @@ async def open_dask_context(
     retire: Callable[[], object] | None = None,
     timeout: float = 30.0,  # noqa: ASYNC109, bounds Dask calls, as in Dask
     cluster_options: Mapping[str, Any] | None = None,
-    connect_timeout: float = 5.0,
+    connect_timeout: float = 4.0,
 ) -> AsyncIterator[DaskContext]:
     """Open a `~trio_wf._dask.DaskContext`: `run_sync` on a Dask cluster.
 
