@@ -151,6 +151,20 @@ def fuzz(session: nox.Session) -> None:
     )
 
 
+# What benchmarks/dask_workflow_bench.py compares trio_wf with, bench-only too.
+DASK_BENCH_DEPS = ["ewoksdask>=3.0"]
+
+
+@nox.session(default=False)
+def dask_bench(session: nox.Session) -> None:
+    """Workflows on a Dask cluster: trio_wf's node throughput beside ewoksdask's."""
+    session.install(".[dask]", *DASK_BENCH_DEPS)
+    # From the benchmarks directory: the cluster's workers import the graphs'
+    # task module from there.
+    session.chdir(ROOT / "benchmarks")
+    session.run("python", "dask_workflow_bench.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     script = ROOT / "benchmarks" / "run.py"

@@ -29,7 +29,7 @@ import trio
 import trio_wf
 from tests import dask_scenarios, dask_workers, workers
 from tests.helpers import wait_event
-from trio_wf.workflow import aexecute_graph, execute_graph
+from trio_wf.workflow import WorkflowExecutionError, aexecute_graph, execute_graph
 
 distributed = pytest.importorskip("distributed")
 
@@ -385,6 +385,84 @@ async def test_ewoksdask_schedulers_run_graphs_on_dask(cluster: Any) -> None:
     )
     with pytest.raises(ValueError, match="either max_workers or scheduler_options"):
         await aexecute_graph(graph, max_workers=2, scheduler_options={"num_workers": 2})
+
+
+def _adders(n: int) -> dict[str, Any]:
+    task = "tests.workflow.tasks.add"
+    nodes = [{"id": 0, "task_type": "method", "task_identifier": task}]
+    nodes[0]["default_inputs"] = [{"name": "a", "value": 1}, {"name": "b", "value": 1}]
+    for i in range(1, n):
+        inputs = [{"name": "b", "value": 1}]
+        nodes.append(
+            {
+                "id": i,
+                "task_type": "method",
+                "task_identifier": task,
+                "default_inputs": inputs,
+            }
+        )
+    mapping = [{"source_output": "return_value", "target_input": "a"}]
+    links = [
+        {"source": i, "target": i + 1, "data_mapping": mapping} for i in range(n - 1)
+    ]
+    return {"graph": {"id": "adders"}, "nodes": nodes, "links": links}
+
+
+async def test_a_chain_of_nodes_on_dask_keeps_per_node_events_and_errors(
+    cluster: Any,
+) -> None:
+    """A chain, submitted at once: the results, each node's events in order
+    with its worker's pid, and a failing node reported as itself."""
+    events: list[Any] = []
+    document = _adders(6)
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        results = await aexecute_graph(document, context=ctx, on_event=events.append)
+        assert results == {"return_value": 7}
+        assert [(e.kind, e.node_id) for e in events] == [
+            (kind, i) for i in range(6) for kind in ("start", "end")
+        ]
+        assert all(e.worker_pid not in (None, os.getpid()) for e in events[1::2])
+        document["nodes"][3]["task_identifier"] = "tests.workflow.tasks.fail"
+        document["nodes"][3]["default_inputs"] = [{"name": "message", "value": "no"}]
+        events.clear()
+        with pytest.raises(WorkflowExecutionError, match="no") as info:
+            await aexecute_graph(document, context=ctx, on_event=events.append)
+        assert info.value.node_id == 3
+        assert [(e.kind, e.node_id) for e in events][-2:] == [
+            ("start", 3),
+            ("error", 3),
+        ]
+        assert ctx.statistics().running_calls == 0
+
+
+@pytest.mark.slow
+async def test_cancelling_a_chain_kills_its_running_node_and_releases_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The nodes after the running one are already on the cluster; a
+    cancellation kills the running one and releases them."""
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    document = _adders(3)
+    document["nodes"][0]["task_identifier"] = "tests.workflow.tasks.announce_and_sleep"
+    document["nodes"][0]["default_inputs"] = [{"name": "fifo", "value": str(fifo)}]
+    document["links"][0]["data_mapping"][0]["target_input"] = "b"
+    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(aexecute_graph, document, context=ctx)
+                )
+                with trio.fail_after(30):
+                    text = await trio.to_thread.run_sync(
+                        fifo.read_text, abandon_on_cancel=True
+                    )
+                pid = int(text)
+                # All three: the chain went out at once.
+                assert ctx.statistics().running_calls == 3
+                scope.cancel()
+        assert ctx.statistics().running_calls == 0
+        await dask_scenarios.nothing_runs_for(ctx.client, pid)
 
 
 def test_cli_scheduler_option(cluster: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,18 +7,20 @@ then a coroutine scheduled on the client's loop awaits the result and hands it
 to Trio with `trio.lowlevel.TrioToken.run_sync_soon`: no thread per call, and
 the Trio thread never waits on Dask.  Cancelling a call with
 ``kill_on_cancel=True`` runs `._kill.release_or_kill` on the client's loop the
-same way.
+same way.  `ChainRun` submits a chain of calls at once, each taking the
+previous one's result on the worker that holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import pickle
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError as FuturesCancelledError
 from typing import Any, TypeVar, final
 
@@ -28,9 +30,11 @@ import distributed
 import outcome
 import trio
 
+from _trio_wf_worker._chain import apply
 from _trio_wf_worker._protocol import describe_callable
 
 from .._errors import BrokenWorkerError
+from ._gather import Batches, Waiter
 from ._kill import release_or_kill
 from ._worker_side import Call
 
@@ -64,18 +68,6 @@ class DaskContextStatistics:
     scheduler_address: str
 
 
-class _Waiter:
-    """The outcome of one submitted call, delivered to the waiting Trio task."""
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.result: outcome.Outcome[Any] | None = None
-
-    def set(self, result: outcome.Outcome[Any]) -> None:
-        self.result = result
-        self.event.set()
-
-
 @final
 class DaskContext:
     """Runs calls on a Dask cluster; from :func:`trio_wf.open_dask_context`.
@@ -97,6 +89,7 @@ class DaskContext:
         self.client = client
         self.scheduler_address: str = client.scheduler.address
         self._token = token
+        self._batches = Batches(client, token)
         self._timeout = timeout
         self._running = 0
         self._closed = False
@@ -149,15 +142,16 @@ class DaskContext:
         name = getattr(fn, "__name__", None) or type(fn).__name__
         # pure=False and a random key: identical calls never share a task.
         key = f"{name}-{uuid.uuid4().hex}"
+        submission = self._batches.submit(payload, key)
+        waiter = submission.waiter
         self._running += 1
         try:
-            future = self.client.submit(pickle.loads, payload, key=key, pure=False)
-            waiter = self._on_loop(self._gather, future)
             if kill:
                 try:
                     await waiter.event.wait()
                 except trio.Cancelled:
-                    await self._release_or_kill(future, fn)
+                    if not self._batches.withdraw(submission):
+                        await self._release_or_kill(submission.future, fn)
                     raise
             else:
                 # Like the local context: the call runs to its end and its
@@ -170,12 +164,24 @@ class DaskContext:
         assert waiter.result is not None
         return self._unwrap(waiter.result, fn, key)
 
-    async def _gather(self, future: Any) -> Any:
-        return await self.client.gather(future, asynchronous=True)
+    def start_chain(
+        self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]
+    ) -> ChainRun:
+        """Submit ``fn(*args)`` for each call, each after the previous one.
 
-    def _on_loop(self, async_fn: Callable[..., Any], *args: Any) -> _Waiter:
+        Each call but the first also gets the previous call's result as its
+        last argument, on the worker that holds it: the scheduler starts it as
+        soon as that one ends, without the client.  For the workflow engine,
+        which runs a chain of nodes this way; see `ChainRun`.
+        """
+        if self._closed:
+            msg = "this dask context is closed"
+            raise trio.ClosedResourceError(msg)
+        return ChainRun(self, calls)
+
+    def _on_loop(self, async_fn: Callable[..., Any], *args: Any) -> Waiter:
         """Run ``async_fn(*args)`` on the client's loop; its outcome comes to Trio."""
-        waiter = _Waiter()
+        waiter = Waiter()
 
         async def run() -> None:
             try:
@@ -240,6 +246,71 @@ class DaskContext:
 
     def _close(self) -> None:
         self._closed = True
+
+
+class ChainRun:
+    """The calls of one chain on the cluster; from `DaskContext.start_chain`."""
+
+    def __init__(
+        self,
+        context: DaskContext,
+        calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+    ) -> None:
+        self._context = context
+        self._functions = [fn for fn, _ in calls]
+        self._keys: list[str] = []
+        self._futures: list[Any] = []
+        self._waiters: list[Waiter] = []
+        client = context.client
+        previous = None
+        for fn, args in calls:
+            name = getattr(fn, "__name__", None) or type(fn).__name__
+            key = f"{name}-{uuid.uuid4().hex}"
+            if previous is None:
+                payload = cloudpickle.dumps(Call(fn, args))
+                future = client.submit(pickle.loads, payload, key=key, pure=False)
+            else:
+                payload = cloudpickle.dumps(functools.partial(fn, *args))
+                future = client.submit(apply, payload, previous, key=key, pure=False)
+            self._keys.append(key)
+            self._futures.append(future)
+            waiter = Waiter()
+            context._batches.add(future, waiter)
+            self._waiters.append(waiter)
+            previous = future
+        context._running += len(calls)
+        self._done = 0
+
+    async def result(self, n: int) -> Any:
+        """The result of call ``n``, once the calls before it have returned.
+
+        Raises what the call raised (as `DaskContext.run_sync` does), or
+        `trio.Cancelled` after killing the worker that runs it.
+        """
+        assert n == self._done, "the calls of a chain are awaited in order"
+        waiter, fn = self._waiters[n], self._functions[n]
+        try:
+            await waiter.event.wait()
+        except trio.Cancelled:
+            await self._context._release_or_kill(self._futures[n], fn)
+            raise
+        finally:
+            self._done += 1
+            self._context._running -= 1
+        assert waiter.result is not None
+        return self._context._unwrap(waiter.result, fn, self._keys[n])
+
+    def close(self) -> None:
+        """Release the calls not awaited (after an error, or a cancellation)."""
+        rest = self._futures[self._done :]
+        self._context._running -= len(rest)
+        self._done = len(self._futures)
+        if rest:
+            # Cancelling the first also cancels the ones that depend on it.
+            self._context.client.loop.add_callback(
+                functools.partial(self._context.client.cancel, rest, asynchronous=True)
+            )
+        self._futures.clear()
 
 
 def _is_async(fn: object) -> bool:

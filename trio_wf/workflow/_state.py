@@ -12,7 +12,7 @@ the walker (`._walker`) outside loops and by `._loops` inside them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -106,8 +106,18 @@ class RunState:
         except TaskInputError as exc:
             return exc
 
-    async def execute(self, i: int, inputs: dict[InputName, Any] | Exception) -> None:
-        """Run node ``i``'s task; record its status, outputs or failure."""
+    async def execute(
+        self,
+        i: int,
+        inputs: dict[InputName, Any] | Exception,
+        outcome: Callable[[], Awaitable[tuple[dict[str, Any], int | None]]]
+        | None = None,
+    ) -> None:
+        """Run node ``i``'s task; record its status, outputs or failure.
+
+        With ``outcome``, the task already runs (as part of a chain, see
+        `._chains`): its outputs and pid are awaited from there instead.
+        """
         node = self.nodes[i]
         self.status[i] = NodeStatus.RUNNING
         self.runs[i] += 1
@@ -140,7 +150,12 @@ class RunState:
             if isinstance(inputs, Exception):
                 raise inputs
             self.emit("queued", i)
-            outputs, pid = await self.runner.run(node, inputs, on_start)
+            if outcome is None:
+                outputs, pid = await self.runner.run(node, inputs, on_start)
+            else:
+                # Chained: it runs as soon as the node before it has ended.
+                on_start(None)
+                outputs, pid = await outcome()
             if key is not None:
                 assert self.cache is not None
                 await self.cache.store(key, outputs)

@@ -16,12 +16,15 @@ is `._state.RunState`, which `Run` extends with the settling.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import trio
 
+from ._chains import Step, calls, plan_chain
 from ._events import NodeStatus
 from ._graph import InputName
 from ._loops import run_rounds
@@ -64,8 +67,13 @@ class Run(RunState):
 
     async def _run_node(self, i: int, inputs: dict[InputName, Any] | Exception) -> None:
         while True:
-            await self.execute(i, inputs)
-            self._settle(i)
+            steps = plan_chain(self, i, inputs)
+            if steps:
+                assert not isinstance(inputs, Exception)
+                await self._run_chain(i, inputs, steps)
+            else:
+                await self.execute(i, inputs)
+                self._settle(i)
             if not self._ready:
                 return
             # Run one of the nodes this one made ready in this task: down a
@@ -73,6 +81,37 @@ class Run(RunState):
             i = self._ready.pop(0)
             self._launch_ready()
             inputs = self.prepare(i)
+
+    async def _run_chain(
+        self, first: int, inputs: dict[InputName, Any], steps: list[Step]
+    ) -> None:
+        """Run ``first`` and the nodes its success makes run, as one chain.
+
+        They are all on the cluster at once; each is recorded and settled in
+        turn, as the walker would run them, and a node that does not succeed
+        ends the chain (the ones after it are released, and settle skipped).
+        """
+        limiter = self.runner.limiter
+        async with limiter if limiter is not None else nullcontext():
+            chain = self.runner.backend.start_chain(  # type: ignore[attr-defined]
+                calls(self, first, inputs, steps)
+            )
+            try:
+                for n, i in enumerate([first, *(step.node for step in steps)]):
+                    if n:
+                        if (
+                            i not in self._ready
+                        ):  # pragma: no cover, plan_chain's promise
+                            break
+                        self._ready.remove(i)
+                        self._launch_ready()
+                    outcome = functools.partial(_method_outputs, chain, n)
+                    await self.execute(i, {}, outcome)
+                    self._settle(i)
+                    if self.status[i] is not NodeStatus.SUCCEEDED:
+                        break
+            finally:
+                chain.close()
 
     def _settle(self, first: int) -> None:
         """Settle the outgoing links of a decided node, and what that decides.
@@ -154,3 +193,9 @@ class Run(RunState):
         while todo:
             self._settle(todo.popleft())
         self._launch_ready()
+
+
+async def _method_outputs(chain: Any, n: int) -> tuple[dict[str, Any], int | None]:
+    """A chained method node's outputs and pid, as `TaskRunner.run` returns them."""
+    pid, value = await chain.result(n)
+    return {"return_value": value}, pid
