@@ -419,9 +419,10 @@ async def test_a_chain_of_nodes_on_dask_keeps_per_node_events_and_errors(
         results = await aexecute_graph(document, context=ctx, on_event=events.append)
         assert results == {"return_value": 7}
         assert [(e.kind, e.node_id) for e in events] == [
-            (kind, i) for i in range(6) for kind in ("start", "end")
+            (kind, i) for i in range(6) for kind in ("queued", "start", "end")
         ]
-        assert all(e.worker_pid not in (None, os.getpid()) for e in events[1::2])
+        ends = [e for e in events if e.kind == "end"]
+        assert all(e.worker_pid not in (None, os.getpid()) for e in ends)
         document["nodes"][3]["task_identifier"] = "tests.workflow.tasks.fail"
         document["nodes"][3]["default_inputs"] = [{"name": "message", "value": "no"}]
         events.clear()

@@ -79,7 +79,7 @@ async def test_a_chain_runs_as_one_with_the_same_results_and_events(
     assert backend.chains == [5]
     assert backend.calls == 0
     assert [(e.kind, e.node_id) for e in events] == [
-        (kind, i) for i in range(5) for kind in ("start", "end")
+        (kind, i) for i in range(5) for kind in ("queued", "start", "end")
     ]
     assert [e.duration for e in events if e.kind == "end"] == [1.0] * 5
 
@@ -94,8 +94,10 @@ async def test_a_failing_node_ends_the_chain(autojump_clock: Any) -> None:
         await aexecute_graph(document, context=backend, on_event=events.append)
     assert info.value.node_id == 1
     assert [(e.kind, e.node_id) for e in events] == [
+        ("queued", 0),
         ("start", 0),
         ("end", 0),
+        ("queued", 1),
         ("start", 1),
         ("error", 1),
     ]

@@ -1,11 +1,11 @@
 """`DaskContext`: `run_sync` on a Dask cluster, its cancel and kill path, statistics.
 
 How it drives Dask from Trio: a synchronous ``distributed.Client`` owns an event
-loop in a thread of its own; Trio never runs asyncio.  A call is submitted with
-``Client.submit``, which only queues a message for that loop (it does not block),
-then a coroutine scheduled on the client's loop awaits the result and hands it
-to Trio with `trio.lowlevel.TrioToken.run_sync_soon`: no thread per call, and
-the Trio thread never waits on Dask.  Cancelling a call with
+loop in a thread of its own; Trio never runs asyncio.  Calls are submitted in
+batches (`._gather.Batches`: ``Client.map`` only queues a message for that
+loop, it does not block), and their results come back in batches, handed to
+Trio with `trio.lowlevel.TrioToken.run_sync_soon`: no thread per call, and the
+Trio thread never waits on Dask.  Cancelling a call with
 ``kill_on_cancel=True`` runs `._kill.release_or_kill` on the client's loop the
 same way.  `ChainRun` submits a chain of calls at once, each taking the
 previous one's result on the worker that holds it.
@@ -83,14 +83,11 @@ class DaskContext:
         scheduler_address: the scheduler's address.
     """
 
-    def __init__(
-        self, client: Any, token: trio.lowlevel.TrioToken, timeout: float
-    ) -> None:
+    def __init__(self, client: Any, token: trio.lowlevel.TrioToken) -> None:
         self.client = client
         self.scheduler_address: str = client.scheduler.address
         self._token = token
         self._batches = Batches(client, token)
-        self._timeout = timeout
         self._running = 0
         self._closed = False
 

@@ -123,7 +123,8 @@ class Batches:
     ) -> list[tuple[Waiter, outcome.Outcome[Any] | None]]:
         try:
             values = await self._client.gather([f for f, _ in done], asynchronous=True)
-        except Exception:  # one of them was lost meanwhile: each on its own
+        except BaseException:  # one was lost meanwhile: each on its own, so
+            # that every waiter gets an outcome (none may wait forever)
             return [(w, await _one(self._client, f, force=True)) for f, w in done]
         return [(w, outcome.Value(v)) for (_, w), v in zip(done, values, strict=True)]
 

@@ -118,7 +118,7 @@ async def open_dask_context(
     context: DaskContext | None = None
     try:
         client = await trio.to_thread.run_sync(connection.connect)
-        context = DaskContext(client, trio.lowlevel.current_trio_token(), timeout)
+        context = DaskContext(client, trio.lowlevel.current_trio_token())
         yield context
     finally:
         if context is not None:

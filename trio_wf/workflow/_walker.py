@@ -99,10 +99,8 @@ class Run(RunState):
             try:
                 for n, i in enumerate([first, *(step.node for step in steps)]):
                     if n:
-                        if (
-                            i not in self._ready
-                        ):  # pragma: no cover, plan_chain's promise
-                            break
+                        # plan_chain's promise: the success of n - 1 made it ready.
+                        assert i in self._ready
                         self._ready.remove(i)
                         self._launch_ready()
                     outcome = functools.partial(_method_outputs, chain, n)
