@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dask
 import distributed
 import trio
 
@@ -169,6 +170,11 @@ def repeat(n: int, measure: Callable[[], float]) -> list[float]:
 
 
 def main(repeats: int, workers: int) -> None:
+    # Every kill here is followed by a replacement from the worker's nanny; a
+    # LocalCluster would otherwise close a nanny whose worker was away when
+    # an earlier departure's lost-worker timer fired (trio_wf's private
+    # cluster is immune).  Read when a worker leaves: set for the whole run.
+    dask.config.set({"distributed.deploy.lost-worker-timeout": "1 day"})
     with (
         distributed.LocalCluster(
             n_workers=workers,

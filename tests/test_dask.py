@@ -140,9 +140,17 @@ async def test_kill_on_cancel_returns_at_once_and_the_worker_is_replaced(
     manager: SyncManager,
 ) -> None:
     """kill_on_cancel=True: the worker is killed, the caller does not wait for
-    its replacement, and a call made meanwhile waits for the replacement."""
-    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
-        await dask_scenarios.kill_on_cancel_returns_at_once(ctx, manager)
+    its replacement, and a call made meanwhile waits for the replacement.
+
+    A LocalCluster would close the nanny of a worker still away when the
+    lost-worker timeout expires (here far shorter than a restart): the
+    private cluster keeps it, and the replacement comes.
+    """
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "50ms"}):
+        async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+            await dask_scenarios.kill_on_cancel_returns_at_once(ctx, manager)
+            nannies = ctx.client.cluster.workers
+            assert [n.status.name for n in nannies.values()] == ["running"]
 
 
 @pytest.mark.slow

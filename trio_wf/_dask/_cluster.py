@@ -21,6 +21,7 @@ from typing import Any
 
 import dask
 import distributed
+import distributed.deploy.cluster
 from distributed.comm.addressing import parse_address, parse_host_port
 from distributed.comm.core import connect as dask_connect
 
@@ -142,6 +143,21 @@ def unreachable(address: str, cause: BaseException | str) -> OSError:
     return OSError(msg)
 
 
+class _PrivateCluster(distributed.LocalCluster):
+    """A ``LocalCluster`` that never gives up on a worker its nanny replaces.
+
+    ``SpecCluster`` closes a worker's nanny for good when no worker of that
+    name is registered ``distributed.deploy.lost-worker-timeout`` after the
+    worker left.  The timer of one departure can fire while the nanny restarts
+    the worker after a later kill-on-cancel, which shrinks the cluster for
+    good (seen with a few kills in 15 s).  Every worker here has a nanny that
+    replaces it: the bookkeeping of the base `Cluster` is all it needs.
+    """
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        distributed.deploy.cluster.Cluster._update_worker_status(self, op, msg)  # type: ignore[no-untyped-call]
+
+
 def _start_local_cluster(
     n_workers: int, security: Any, options: Mapping[str, Any], timeout: float
 ) -> Any:
@@ -163,7 +179,7 @@ def _start_local_cluster(
     # KilledWorker, instead of being rerun on (and maybe killing) other workers.
     # The scheduler reads this once, when LocalCluster creates it, just below.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        return distributed.LocalCluster(**kwargs)  # type: ignore[no-untyped-call]
+        return _PrivateCluster(**kwargs)  # type: ignore[no-untyped-call]
 
 
 def _close_quietly(*closers: Callable[[], object]) -> None:
