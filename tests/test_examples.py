@@ -44,6 +44,20 @@ EXPECTED_STDOUT: dict[str, list[str | re.Pattern[str]]] = {
 }
 
 
+def run_script(path: Path) -> str:
+    """Run a Python script as a user would; it must exit 0 with an empty stderr."""
+    proc = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return proc.stdout
+
+
 def test_every_example_has_expected_output() -> None:
     """Every script in examples/ has its expected output listed here."""
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED_STDOUT)
@@ -53,18 +67,10 @@ def test_every_example_has_expected_output() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED_STDOUT))
 def test_example(name: str) -> None:
     """The example exits 0, prints its expected lines and nothing on stderr."""
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    lines = proc.stdout.splitlines()
+    stdout = run_script(EXAMPLES / name)
+    lines = stdout.splitlines()
     expected = EXPECTED_STDOUT[name]
-    assert len(lines) == len(expected), proc.stdout
+    assert len(lines) == len(expected), stdout
     for line, want in zip(lines, expected, strict=True):
         if isinstance(want, str):
             assert line == want
@@ -81,13 +87,4 @@ def test_readme_snippet_prints_what_its_comment_says(tmp_path: Path) -> None:
     assert printed is not None, "the snippet no longer shows what it prints"
     script = tmp_path / "snippet.py"
     script.write_text(code[1])
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    assert proc.stdout == printed[1] + "\n"
+    assert run_script(script) == printed[1] + "\n"
