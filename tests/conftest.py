@@ -37,7 +37,7 @@ def pytest_report_header() -> list[str]:
 
 
 def open_fds() -> set[str]:
-    """Open descriptors other than sockets and /proc files: pipes, pidfds, files.
+    """Descriptors other than sockets, /proc files and sources: pipes, pidfds, files.
 
     Sockets are left out because multiprocessing manager proxies (our test events)
     open one connection per thread, and trio's thread cache keeps threads alive.
@@ -51,8 +51,10 @@ def open_fds() -> set[str]:
         except FileNotFoundError:  # the directory's own descriptor, now closed
             continue
         # /proc files are read, briefly, by monitoring threads (Dask's nannies
-        # poll their workers' /proc/<pid>/stat through psutil).
-        if not target.startswith(("socket:", "/proc/")):
+        # poll their workers' /proc/<pid>/stat through psutil), and so are Python
+        # sources (linecache, when Dask's event loop thread formats a traceback
+        # or a warning while a test ends); trio_wf keeps neither open.
+        if not target.startswith(("socket:", "/proc/")) and not target.endswith(".py"):
             fds.add(f"{fd} -> {target}")
     return fds
 
