@@ -395,6 +395,24 @@ async def test_ewoksdask_schedulers_run_graphs_on_dask(cluster: Any) -> None:
         await aexecute_graph(graph, max_workers=2, scheduler_options={"num_workers": 2})
 
 
+def test_ewoks_engine_takes_ewoksdask_scheduler_options() -> None:
+    """``ewoks execute --engine trio -o scheduler=cluster -o scheduler_options=..``:
+    ewoksdask's options reach a private cluster through ewoks' entry point."""
+    import ewoks
+    from ewokscore.tests.examples.graphs import get_graph
+
+    document, expected = get_graph("acyclic1")
+    result = ewoks.execute_graph(
+        document,
+        engine="trio",
+        scheduler="cluster",
+        scheduler_options={"n_workers": 1, **SMALL},
+        outputs=[{"all": True}],
+        merge_outputs=False,
+    )
+    assert result == expected
+
+
 def _adders(n: int) -> dict[str, Any]:
     task = "tests.workflow.tasks.add"
     nodes = [{"id": 0, "task_type": "method", "task_identifier": task}]

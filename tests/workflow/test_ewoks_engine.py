@@ -155,10 +155,9 @@ def test_untrusted_engine_run_refuses_to_guess_start_nodes() -> None:
         ({"scaling_workers": False, "timeout": 5}, {"timeout": 5}),
         ({"scheduler": "multithreading"}, {"scheduler": "multithreading"}),
         (
-            {"scheduler_options": {"num_workers": 2, "context": "spawn"}},
-            {"max_workers": 2, "worker_type": "spawn"},
+            {"scheduler": "cluster", "scheduler_options": {"n_workers": 1}},
+            {"scheduler": "cluster", "scheduler_options": {"n_workers": 1}},
         ),
-        ({"scheduler_options": {"chunksize": 1}}, {}),
     ],
 )
 def test_engine_options_map_to_ours(given: Any, expected: Any) -> None:
@@ -173,8 +172,6 @@ def test_engine_options_map_to_ours(given: Any, expected: Any) -> None:
         ({"pool_type": "thread", "context": "fork"}, "start method of processes"),
         ({"context": "gevent"}, "start methods are"),
         ({"pool_options": {"initializer": None}}, "only context and max_workers"),
-        ({"scheduler": "sequential", "scheduler_options": {"context": "fork"}}, ""),
-        ({"scheduler_options": {"address": "tcp://x"}}, "no equivalent"),
         ({"db_options": {}}, "trio engine accepts"),
     ],
 )

@@ -6,7 +6,8 @@ name.  ewoks hands an engine a graph its own loader has read (an ewokscore
 writes it out as a dict, loads that as trio_wf does any graph, and runs it
 with `execute_graph`.  ewoksppf's and ewoksdask's option spellings are mapped
 to trio_wf's where they mean the same, and refused with the reason otherwise
-(`engine_options`).  This module imports ewokscore: only ewoks loads it.
+(`engine_options`; ewoksdask's go on to `execute_graph`, which maps them).
+This module imports ewokscore: only ewoks loads it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ _OURS = (
     "allow_scripts",
     "output_tasks",
     "pool_type",
+    # ewoksdask's, which execute_graph maps itself (a Dask address included).
     "scheduler",
+    "scheduler_options",
 )
 _START_METHODS = ("spawn", "forkserver", "fork")
 
@@ -73,7 +76,10 @@ class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
 
 
 def engine_options(given: Mapping[str, Any]) -> ExecuteOptions:
-    """Translate ewoksppf's and ewoksdask's engine options into ours.
+    """Translate ewoksppf's engine options into ours.
+
+    ewoksdask's ``scheduler`` and ``scheduler_options`` pass through as they
+    are: `execute_graph` maps them (a Dask address or ``"cluster"`` included).
 
     Raises:
         ValueError: an option has no trio_wf equivalent (the message says why).
@@ -100,25 +106,16 @@ def engine_options(given: Mapping[str, Any]) -> ExecuteOptions:
             "trio_wf reuses its workers (as scaling_workers=False does); a new "
             "process per task has no equivalent",
         )
-    # ewoksdask: num_workers and context of its multiprocessing scheduler.
-    scheduler_options = dict(given.pop("scheduler_options", None) or {})
-    if "num_workers" in scheduler_options:
-        options.setdefault("max_workers", scheduler_options.pop("num_workers"))
-    if "context" in scheduler_options:
-        start = scheduler_options.pop("context")
-        if start not in _START_METHODS:
-            _refuse(f"scheduler_options context={start!r}", "not a start method")
-        if options.pop("scheduler", "multiprocessing") not in (None, "multiprocessing"):
-            _refuse("scheduler_options context", "it is the start method of processes")
-        options["worker_type"] = start
-    # Each node is one job here: dask's chunking of them has nothing to act on.
-    scheduler_options.pop("chunksize", None)
-    if scheduler_options:
-        _refuse(f"scheduler_options {sorted(scheduler_options)}", "no equivalent")
     if given:
         accepted = sorted(
-            {*_OURS, "trusted", "allowed_tasks", "context", "pool_options"}
-            | {"scaling_workers", "scheduler_options"}
+            {
+                *_OURS,
+                "trusted",
+                "allowed_tasks",
+                "context",
+                "pool_options",
+                "scaling_workers",
+            }
         )
         msg = (
             f"engine options {sorted(given)} have no trio_wf equivalent; the "
