@@ -50,6 +50,9 @@ class FakeWorker(AbstractWorker[Job]):
         self.shut_down = False
         self.exitcode: int | None = None
         self.idle_death = False
+        # Its exit status comes in only when waited for (a fork server's
+        # child, whose status the server reports later): not in reap_if_exited.
+        self.late_status = False
         self.reaped = 0
         # Set outside KI protection only by WorkerPool.shutdown_blocking, which
         # runs without trio (at interpreter exit) and must stay interruptible.
@@ -70,6 +73,8 @@ class FakeWorker(AbstractWorker[Job]):
         self, fn: Callable[..., object], job: Job, *, kill_on_cancel: bool
     ) -> outcome.Outcome[Any] | Resubmit:
         assert_protected()
+        if self.idle_death:
+            return RESUBMIT  # the job found it dead: never read, so never run
         assert self.exitcode is None, f"a job for worker {self.pid}, which left"
         assert not self.shut_down, f"a job for worker {self.pid}, which was shut down"
         job_fn, args = job
@@ -115,7 +120,7 @@ class FakeWorker(AbstractWorker[Job]):
 
     def reap_if_exited(self) -> bool:
         assert_protected()
-        if self.exitcode is None:
+        if self.exitcode is None or self.late_status:
             return False
         self._release()
         return True

@@ -317,6 +317,22 @@ async def test_close_reports_unclean_exits_but_not_deaths_before_it() -> None:
     factory.assert_all_reaped()
 
 
+async def test_close_does_not_report_a_worker_a_call_found_dead() -> None:
+    """A worker that died while idle and was found dead by a call (which then
+    ran on another) is not reported at close, even when its exit status only
+    arrives then, as a fork server's child's may."""
+    factory = FakeFactory()
+    pool = WorkerPool(factory, encode, grace_period=10.0)
+    await call(pool, int)
+    [victim] = factory.workers
+    victim.die_while_idle(-9)
+    victim.late_status = True
+    assert await call(pool, int, "7") == 7
+    assert len(factory.workers) == 2
+    await pool.aclose()
+    factory.assert_all_reaped()
+
+
 async def test_shutdown_without_trio_leaves_busy_workers_to_the_exit_hook() -> None:
     """shutdown_blocking (interpreter exit, a replaced default context) stops the
     idle workers at once; a call still running keeps the pool registered, so the

@@ -53,9 +53,10 @@ class WorkerPool(Generic[JobT]):
         self._encode = encode
         self._grace_period = grace_period
         self._idle: list[AbstractWorker[JobT]] = []
-        # Workers that said goodbye, or were shut down, and are exiting by
-        # themselves: reaped once they have.
-        self._leaving: list[AbstractWorker[JobT]] = []
+        # Workers that said goodbye, died while idle, or were shut down, and
+        # are exiting by themselves: reaped once they have.  Each with whether
+        # it died while idle (its exit status is then no failure of ours).
+        self._leaving: list[tuple[AbstractWorker[JobT], bool]] = []
         self._lock = threading.Lock()
         self._calls = 0
         self._closed = False
@@ -160,7 +161,7 @@ class WorkerPool(Generic[JobT]):
                 if result is not RESUBMIT:
                     self._put_back(worker)
                     return result.unwrap()
-                self._leaving.append(worker)
+                self._leaving.append((worker, worker.died_while_idle()))
                 # Resubmitting: stay cancellable even while KI-protected.
                 await trio.lowlevel.checkpoint_if_cancelled()
         finally:
@@ -176,7 +177,7 @@ class WorkerPool(Generic[JobT]):
     def _put_back(self, worker: AbstractWorker[JobT]) -> None:
         if self._closed:
             worker.shutdown()
-            self._leaving.append(worker)
+            self._leaving.append((worker, False))
         else:
             self._idle.append(worker)
 
@@ -184,11 +185,11 @@ class WorkerPool(Generic[JobT]):
         """Move idle workers that left (timed out, retired, died) out of the cache."""
         for worker in [w for w in self._idle if w.has_left()]:
             self._idle.remove(worker)
-            self._leaving.append(worker)
+            self._leaving.append((worker, worker.died_while_idle()))
         self._reap_leaving()
 
     def _reap_leaving(self) -> None:
-        self._leaving = [w for w in self._leaving if not w.reap_if_exited()]
+        self._leaving = [left for left in self._leaving if not left[0].reap_if_exited()]
 
     @trio.lowlevel.enable_ki_protection
     async def aclose(self) -> None:
@@ -218,8 +219,9 @@ class WorkerPool(Generic[JobT]):
     def _take_all(self) -> tuple[list[AbstractWorker[JobT]], list[bool]]:
         """Shut every worker down; also say which ones died while idle."""
         excused = [worker.died_while_idle() for worker in self._idle]
-        excused += [False] * len(self._leaving)
-        workers, self._idle, self._leaving = self._idle + self._leaving, [], []
+        excused += [died for _, died in self._leaving]
+        workers = self._idle + [worker for worker, _ in self._leaving]
+        self._idle, self._leaving = [], []
         for worker in workers:
             worker.shutdown()
         return workers, excused
