@@ -18,11 +18,12 @@ small table; the data sits in the arena:
   ``bytearray``, whose reconstructor copies it at once) or must give it a copy of
   its own (`OWNED`: a NumPy array keeps the buffer it is given).
 
-The writer copies into the arena and the reader copies out, one copy each way and
-no system call per byte.  Requests and replies alternate, so one arena serves both
-directions.  The arena grows on demand, to the next power of two of the largest
-message, and keeps its memory while calls keep coming, so that a run of large
-calls does not fault every page in again each time.  A worker left idle for
+The writer copies into the arena and the reader copies out (into memory chosen
+to fault few pages in: see `_copies`), one copy each way and no system call per
+byte.  Requests and replies alternate, so one arena serves both directions.  The
+arena grows on demand, to the next power of two of the largest message, and keeps
+its memory while calls keep coming, so that a run of large calls does not fault
+every page in again each time.  A worker left idle for
 `TRIM_AFTER` seconds gives back everything above `KEEP` bytes.  That trim holds a
 POSIX record lock on the arena, which the parent also holds while it copies in or
 out, so the worker never punches a hole in data the parent is writing or reading
@@ -39,6 +40,7 @@ import struct
 import types
 
 from . import _protocol
+from ._copies import hint_malloc, owned_copy
 from ._protocol import HEADER, JOB, OK, PROTOCOL, dumps, frame
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
@@ -270,6 +272,7 @@ class Arena:
         if stream_length:
             end = stream_offset + stream_length
         view = self._view(end, grow=False)
+        hint_malloc()
         handed: list[memoryview] = []
         try:
             buffers: list[Any] = []
@@ -279,7 +282,7 @@ class Arena:
                     handed.append(part)
                     buffers.append(part)
                 else:
-                    buffers.append(bytearray(part))
+                    buffers.append(owned_copy(part))
                     part.release()
             if stream_length:
                 stream: Any = view[stream_offset:end]

@@ -18,6 +18,7 @@ import pytest
 import trio
 
 import trio_wf
+from _trio_wf_worker._copies import MAPPED
 from _trio_wf_worker._shm import KEEP, TRIM_AFTER
 from trio_wf import WorkerType
 
@@ -49,6 +50,7 @@ async def test_small_calls_never_map_the_arena(ctx: trio_wf.WorkerContext) -> No
         pytest.param(np.arange(MIB, dtype=np.float32).reshape(256, -1), id="numpy-C"),
         pytest.param(np.asfortranarray(np.ones((512, 512, 3))), id="numpy-F"),
         pytest.param(np.arange(2 * MIB, dtype=np.int16)[::2], id="numpy-strided"),
+        pytest.param(np.arange(5 * MIB, dtype=np.float64), id="numpy-mapped-copy"),
     ],
 )
 async def test_large_values_round_trip(ctx: trio_wf.WorkerContext, value: Any) -> None:
@@ -85,6 +87,58 @@ async def test_buffers_kept_by_their_object_stay_intact(
         two = await ctx.run_sync(workers.keep, workers.Keeper(second))
         assert await ctx.run_sync(workers.kept) == [first, second]
     assert (bytes(one.buffer), bytes(two.buffer)) == (first, second)
+
+
+GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+
+
+def _huge_pages_advisable() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as setting:
+            return "[never]" not in setting.read()
+    except OSError:
+        return False
+
+
+async def _faults_on_second_call(
+    ctx: trio_wf.WorkerContext, value: Any
+) -> tuple[int, int]:
+    """Minor page faults of the parent and the worker during the second echo of
+    ``value`` (the first one's result dropped before it)."""
+    with trio.fail_after(30):
+        await ctx.run_sync(workers.echo, value)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        worker_before = await ctx.run_sync(workers.minor_faults)
+        out = await ctx.run_sync(workers.echo, value)
+        worker_after = await ctx.run_sync(workers.minor_faults)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    assert type(out) is type(value)
+    return after - before, worker_after - worker_before
+
+
+@pytest.mark.skipif(not GLIBC, reason="the heap's reuse is glibc's")
+async def test_second_call_of_a_size_reuses_memory(
+    ctx: trio_wf.WorkerContext,
+) -> None:
+    """Copies out of the arena below MAPPED come from the malloc heap, which
+    keeps them for the next call: its 16 MiB touch no fresh page on either side
+    (4096 faults each, without)."""
+    parent, worker = await _faults_on_second_call(ctx, os.urandom(16 * MIB))
+    assert parent < 512
+    assert worker < 512
+
+
+@pytest.mark.skipif(not _huge_pages_advisable(), reason="no transparent huge pages")
+async def test_large_arrays_are_copied_into_huge_pages(
+    ctx: trio_wf.WorkerContext,
+) -> None:
+    """From MAPPED up, an array's copy is a mapping of its own, advised to use
+    huge pages: a 64 MiB array faults about 32 times, not 16384, on each side."""
+    assert 64 * MIB >= MAPPED
+    array = np.frombuffer(os.urandom(64 * MIB), dtype=np.uint8)
+    parent, worker = await _faults_on_second_call(ctx, array)
+    assert parent < 2048
+    assert worker < 2048
 
 
 async def test_arena_keeps_memory_while_busy_and_trims_when_idle(

@@ -180,6 +180,13 @@ def arena_rss() -> int:
     return total
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def limit_file_size() -> None:
     """An init: files (the shared memory arena too) may not grow past 1 MiB."""
     import resource
