@@ -51,3 +51,9 @@ def calibrate_burn(target_seconds: float) -> int:
 def sleep(seconds: float) -> None:
     """Block in ``time.sleep`` (the kill-on-cancel row's victim)."""
     time.sleep(seconds)
+
+
+def echo_after(value: object, seconds: float) -> object:
+    """Sleep, then return the argument: overlapping calls reach every worker."""
+    time.sleep(seconds)
+    return value

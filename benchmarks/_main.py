@@ -15,7 +15,7 @@ import trio
 from _contenders import CONTENDERS, cpu_count, open_contenders
 from _report import Cell, format_table, to_json
 from _rounds import FULL, QUICK, Settings
-from _scenarios import LATENCY_ROWS, ROWS
+from _scenarios import FULL_ONLY_ROWS, LATENCY_ROWS, ROWS
 from _spinners import spinners, spinners_alive
 
 
@@ -49,8 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rows",
-        default=",".join(ROWS),
-        help="comma-separated rows to run (default: all, %(default)s)",
+        default=None,
+        help=(
+            "comma-separated rows to run (default: all, "
+            f"{','.join(ROWS)}; --quick leaves out {','.join(FULL_ONLY_ROWS)})"
+        ),
     )
     parser.add_argument(
         "--contenders",
@@ -63,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers")
     parser.set_defaults(full=False)
     args = parser.parse_args(argv)
+    if args.rows is None:
+        skipped = () if args.full else FULL_ONLY_ROWS
+        args.rows = ",".join(row for row in ROWS if row not in skipped)
     unknown_rows = set(args.rows.split(",")) - set(ROWS)
     if unknown_rows:
         parser.error(f"unknown rows: {', '.join(sorted(unknown_rows))}")

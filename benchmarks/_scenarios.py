@@ -19,6 +19,10 @@ from _rounds import Contenders, Settings, interleave, make_cells, suffix, warm_u
 MIB = 1 << 20
 PAYLOAD_MIB = 16
 LARGE_MIB = 100
+HUGE_MIB = 1024
+# Through a pipe, 1 GiB each way takes a minute per call: row 7 compares the rest.
+HUGE_CONTENDERS = ("trio_wf", "trio.to_thread")
+TOO_SLOW = "1 GiB through a pipe takes minutes: see row 7"
 
 
 async def row_latency(
@@ -99,35 +103,49 @@ async def row_payload(
 async def row_large_payload(
     contenders: Contenders, settings: Settings, spinners: bool
 ) -> list[Cell]:
-    """Rows 7a/7b: the same with 100 MiB, and 7c: this machine's copy speed."""
+    """Rows 7a/7b: the same with 100 MiB."""
     # Two rounds of one call each: at pipe speed a 100 MiB echo takes seconds.
     rounds = min(settings.payload_rounds, 2)
-    cells = await _payload_rows(
+    return await _payload_rows(
         contenders, settings, rounds, 1, spinners, LARGE_MIB, "7"
     )
-    return [*cells, _copy_speed_cell(spinners)]
 
 
-def _copy_speed_cell(spinners: bool) -> Cell:
+async def row_huge_payload(
+    contenders: Contenders, settings: Settings, spinners: bool
+) -> list[Cell]:
+    """Rows 8a/8b: the same with 1 GiB, for the contenders that share memory."""
+    rounds = min(settings.payload_rounds, 2)
+    return await _payload_rows(
+        contenders, settings, rounds, 1, spinners, HUGE_MIB, "8", HUGE_CONTENDERS
+    )
+
+
+def _copy_speed_cell(mib: int, number: str, spinners: bool) -> Cell:
     # What four copies of the payload (in, out, and back) would allow: the
     # arena's lower bound, for numbers that move with the machine.
     cell = Cell(
-        f"7c {LARGE_MIB} MiB: memcpy / 4{suffix(spinners)}",
+        f"{number}c {mib} MiB: memcpy / 4{suffix(spinners)}",
         "memcpy",
         "MiB/s",
         True,
         spinners=spinners,
     )
-    source = bytearray(os.urandom(LARGE_MIB * MIB))
+    source = bytearray(_data(mib))
     target = bytearray(len(source))
     target[:] = source  # fault the pages in
     rates = []
     for _ in range(3):
         start = time.perf_counter()
         target[:] = source
-        rates.append(LARGE_MIB / (time.perf_counter() - start) / 4)
+        rates.append(mib / (time.perf_counter() - start) / 4)
     cell.rounds = rates
     return cell
+
+
+def _data(mib: int) -> bytes:
+    # Random (incompressible) but quick to make even at 1 GiB.
+    return os.urandom(MIB) * mib
 
 
 async def _payload_rows(
@@ -138,10 +156,11 @@ async def _payload_rows(
     spinners: bool,
     mib: int,
     number: str,
+    only: tuple[str, ...] | None = None,
 ) -> list[Cell]:
-    data = os.urandom(mib * MIB)
-    kinds: list[tuple[str, str, Any, Callable[[Any], bool]]] = [
-        ("payload", f"{number}a", data, lambda out: bytes(out) == data)
+    data = _data(mib)
+    kinds: list[tuple[str, str, Any, Any, Callable[[Any], bool]]] = [
+        ("payload", f"{number}a", data, None, lambda out: bytes(out) == data)
     ]
     try:
         import numpy as np
@@ -150,58 +169,102 @@ async def _payload_rows(
     else:
         array = np.frombuffer(data, dtype=np.uint8).copy()
         kinds.append(
-            ("numpy", f"{number}b", array, lambda out: bool(np.array_equal(out, array)))
+            (
+                "numpy",
+                f"{number}b",
+                array,
+                np.zeros(1, np.uint8),
+                lambda out: bool(np.array_equal(out, array)),
+            )
         )
     result: list[Cell] = []
-    for row, label, payload, check in kinds:
+    for row, label, payload, small, check in kinds:
         kind = "bytes" if row == "payload" else "numpy"
-        scenario = f"{label} {mib} MiB {kind} round trip{suffix(spinners)}"
-        cells = make_cells(
+        scenario = f"{label} {mib} MiB {kind} round trip"
+        firsts = make_cells(
             contenders,
             row,
-            scenario,
+            f"{scenario}, 1st call{suffix(spinners)}",
             "MiB/s",
             higher_is_better=True,
             spinners=spinners,
         )
-        await warm_up(contenders, cells)
-        await _warm_payload(contenders, cells, payload)
+        cells = make_cells(
+            contenders,
+            row,
+            f"{scenario}, 2nd+ calls{suffix(spinners)}",
+            "MiB/s",
+            higher_is_better=True,
+            spinners=spinners,
+        )
+        if only is not None:
+            for name in set(cells) - set(only):
+                firsts[name].error = cells[name].error = TOO_SLOW
+        await warm_up(contenders, firsts)
 
-        async def measure(
-            name: str, payload: Any = payload, check: Any = check
+        async def timed(
+            name: str, count: int, payload: Any = payload, check: Any = check
         ) -> tuple[float, list[float]]:
             run = contenders[name].run  # type: ignore[union-attr]
             rates = []
-            for _ in range(reps):
+            for _ in range(count):
                 start = time.perf_counter()
                 out = await run(_jobs.echo, payload)
                 elapsed = time.perf_counter() - start
                 if not check(out):
                     raise AssertionError("the payload came back changed")
+                del out  # as a caller done with it would (its memory is reused)
                 rates.append(mib / elapsed)
             return statistics.median(rates), rates
 
-        await interleave(cells, rounds, measure, settings.timeout)
-        result.extend(cells.values())
+        await _first_calls(contenders, firsts, small, timed, settings.timeout)
+        for name, first in firsts.items():
+            cells[name].error = first.error
+        await interleave(
+            cells, rounds, functools.partial(timed, count=reps), settings.timeout
+        )
+        result.extend([*firsts.values(), *cells.values()])
     if array is None:
         result.append(Cell(f"{number}b {mib} MiB numpy", "*", "MiB/s", True))
         result[-1].error = "numpy is not installed (optional)"
-    return result
+    return [*result, _copy_speed_cell(mib, number, spinners)]
 
 
-async def _warm_payload(
-    contenders: Contenders, cells: dict[str, Cell], payload: Any
+async def _first_calls(
+    contenders: Contenders,
+    cells: dict[str, Cell],
+    small: Any,
+    timed: Callable[[str, int], Awaitable[tuple[float, list[float]]]],
+    limit: float,
 ) -> None:
-    # The first large call pays for page faults (and numpy's import in the worker).
+    """Time each contender's first call with the payload, after both its workers
+    have unpickled ``small``, a value of the same kind (so that numpy's import
+    is not timed), if there is one."""
     for name, cell in cells.items():
-        if cell.error is not None:
+        contender = contenders[name]
+        if cell.error is not None or not isinstance(contender, Contender):
             continue
         try:
-            with trio.fail_after(60):
-                for _ in range(2):
-                    await contenders[name].run(_jobs.echo, payload)  # type: ignore[union-attr]
+            with trio.fail_after(limit):
+                if small is not None:
+                    await _reach_both_workers(contender, small)
+                value, samples = await timed(name, 1)
         except Exception as exc:
-            cell.error = f"warm-up failed: {describe_error(exc)}"
+            cell.error = describe_error(exc)
+            continue
+        cell.rounds.append(value)
+        cell.samples.extend(samples)
+
+
+async def _reach_both_workers(contender: Contender, small: Any) -> None:
+    limiter = contender.limiter(2)
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+            nursery.start_soon(
+                functools.partial(
+                    contender.run, _jobs.echo_after, small, 0.05, limiter=limiter
+                )
+            )
 
 
 async def row_kill(
@@ -338,6 +401,9 @@ ROWS: dict[str, Row] = {
     "5": row_cold,
     "6": row_cpu,
     "7": row_large_payload,
+    "8": row_huge_payload,
 }
+# 1 GiB each way: about two minutes on a loaded 2-core machine, and 7 GiB of memory.
+FULL_ONLY_ROWS = ("8",)
 # The rows whose numbers an idle vCPU's wake-up visibly moves.
 LATENCY_ROWS = ("1", "2")
