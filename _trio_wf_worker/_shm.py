@@ -23,11 +23,11 @@ to fault few pages in: see `_copies`), one copy each way and no system call per
 byte.  Requests and replies alternate, so one arena serves both directions.  The
 arena grows on demand, to the next power of two of the largest message, and keeps
 its memory while calls keep coming, so that a run of large calls does not fault
-every page in again each time.  A worker left idle for
-`TRIM_AFTER` seconds gives back everything above `KEEP` bytes.  That trim holds a
-POSIX record lock on the arena, which the parent also holds while it copies in or
-out, so the worker never punches a hole in data the parent is writing or reading
-(the only time the two could overlap: the worker trims while waiting for a job).
+every page in again each time.  A worker left idle for `TRIM_AFTER` seconds
+gives back everything above `KEEP` bytes.  That trim holds a POSIX record lock on
+the arena, which the parent also holds while it copies in or out, so the worker
+never punches a hole in data the parent is writing or reading (the only time the
+two could overlap: the worker trims while waiting for a job).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import struct
 import types
 
 from . import _protocol
-from ._copies import hint_malloc, owned_copy
+from ._copies import Spares, hint_malloc
 from ._protocol import HEADER, JOB, OK, PROTOCOL, dumps, frame
 
 TYPE_CHECKING = False  # see _protocol: no typing import at run time
@@ -221,7 +221,7 @@ class Arena:
             does, so that an idle worker's trim waits; see the module docstring).
     """
 
-    __slots__ = ("_fd", "_lock", "_map", "_size", "_untrimmed")
+    __slots__ = ("_fd", "_lock", "_map", "_size", "_spares", "_untrimmed")
 
     def __init__(self, fd: int, *, lock: bool = False) -> None:
         self._fd = fd
@@ -230,6 +230,7 @@ class Arena:
         self._size = 0
         # Whether a message since the last trim used memory above KEEP.
         self._untrimmed = False
+        self._spares = Spares()
 
     def write(self, message: Outgoing) -> bytes:
         """Copy ``message``'s out-of-band parts into the arena; return its frame."""
@@ -282,7 +283,7 @@ class Arena:
                     handed.append(part)
                     buffers.append(part)
                 else:
-                    buffers.append(owned_copy(part))
+                    buffers.append(self._spares.copy(part))
                     part.release()
             if stream_length:
                 stream: Any = view[stream_offset:end]
@@ -296,13 +297,16 @@ class Arena:
             view.release()
 
     def needs_trim(self) -> bool:
-        """Whether the arena may hold more than `KEEP` bytes of memory."""
-        return self._untrimmed
+        """Whether the arena may hold more than `KEEP` bytes of memory, or this
+        side keeps copies for reuse."""
+        return self._untrimmed or self._spares.held()
 
     def trim(self) -> None:
-        """Give the memory above `KEEP` back (it then reads as zeroes on both
-        sides), unless the other side is copying (then it is not idle)."""
-        if self._map is None:
+        """Give back this side's copies kept for reuse, and the memory above
+        `KEEP` (it then reads as zeroes on both sides), unless the other side is
+        copying (then it is not idle)."""
+        self._spares.release()
+        if self._map is None or not self._untrimmed:
             return
         try:
             fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -342,7 +346,8 @@ class Arena:
             self._map, self._size = None, 0
 
     def close(self) -> None:
-        """Unmap the arena and close its descriptor."""
+        """Unmap the arena and close its descriptor, keep no copies."""
+        self._spares.release()
         self.close_map()
         if self._fd >= 0:
             os.close(self._fd)

@@ -76,20 +76,54 @@ async def test_large_items_of_a_result(ctx: trio_wf.WorkerContext) -> None:
         )
 
 
+@pytest.mark.parametrize("size", [MIB, MAPPED], ids=["heap", "mapped"])
 async def test_buffers_kept_by_their_object_stay_intact(
-    ctx: trio_wf.WorkerContext,
+    ctx: trio_wf.WorkerContext, size: int
 ) -> None:
     """An object that keeps the buffer it was unpickled with owns a copy: the
-    next message through the arena does not change it, on either side."""
-    first, second = os.urandom(MIB), os.urandom(MIB)
-    with trio.fail_after(20):
-        one = await ctx.run_sync(workers.keep, workers.Keeper(first))
-        two = await ctx.run_sync(workers.keep, workers.Keeper(second))
-        assert await ctx.run_sync(workers.kept) == [first, second]
-    assert (bytes(one.buffer), bytes(two.buffer)) == (first, second)
+    next messages through the arena, of the same size, do not change it, on
+    either side (a kept block is reused only once nothing refers to it)."""
+    values = [os.urandom(size) for _ in range(3)]
+    with trio.fail_after(30):
+        kept = [await ctx.run_sync(workers.keep, workers.Keeper(v)) for v in values]
+        assert await ctx.run_sync(workers.kept) == values
+    assert [bytes(keeper.buffer) for keeper in kept] == values
 
 
-GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+async def test_a_dropped_array_lends_its_copy_to_the_next(
+    ctx: trio_wf.WorkerContext,
+) -> None:
+    """From MAPPED up, the next result of the same size is copied into the block
+    of a result the caller has dropped: no page to fault in again."""
+    array = np.zeros(MAPPED, dtype=np.uint8)
+    with trio.fail_after(30):
+        out = await ctx.run_sync(workers.echo, array)
+        address = out.__array_interface__["data"][0]
+        del out
+        out = await ctx.run_sync(workers.echo, array + 1)
+    assert out.__array_interface__["data"][0] == address
+    assert (out == 1).all()
+
+
+async def test_arrays_in_use_are_never_reused(ctx: trio_wf.WorkerContext) -> None:
+    """Mapped copies are reused only once their arrays are gone: results kept
+    across later calls of the same size keep their values."""
+    arrays = [np.full(MAPPED, i, dtype=np.uint8) for i in range(4)]
+    with trio.fail_after(30):
+        first = await ctx.run_sync(workers.echo, arrays[0])
+        second = await ctx.run_sync(workers.echo, arrays[1])
+        third = await ctx.run_sync(workers.echo, arrays[2])
+        del second  # its block may now serve the next result
+        fourth = await ctx.run_sync(workers.echo, arrays[3])
+    for out, value in zip((first, third, fourth), (0, 2, 3), strict=True):
+        assert out.flags.writeable
+        assert (out == value).all()
+
+
+NEEDS_GLIBC = pytest.mark.skipif(
+    not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"),
+    reason="the heap's reuse is glibc's",
+)
 
 
 def _huge_pages_advisable() -> bool:
@@ -116,14 +150,24 @@ async def _faults_on_second_call(
     return after - before, worker_after - worker_before
 
 
-@pytest.mark.skipif(not GLIBC, reason="the heap's reuse is glibc's")
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(os.urandom(16 * MIB), id="heap-bytes", marks=NEEDS_GLIBC),
+        pytest.param(
+            np.zeros(16 * MIB, dtype=np.uint8), id="heap-numpy", marks=NEEDS_GLIBC
+        ),
+        pytest.param(np.zeros(64 * MIB, dtype=np.uint8), id="mapped-numpy"),
+    ],
+)
 async def test_second_call_of_a_size_reuses_memory(
-    ctx: trio_wf.WorkerContext,
+    ctx: trio_wf.WorkerContext, value: Any
 ) -> None:
-    """Copies out of the arena below MAPPED come from the malloc heap, which
-    keeps them for the next call: its 16 MiB touch no fresh page on either side
-    (4096 faults each, without)."""
-    parent, worker = await _faults_on_second_call(ctx, os.urandom(16 * MIB))
+    """The second call of a size touches no fresh page on either side (4096
+    faults per 16 MiB without): copies below MAPPED come from the malloc heap,
+    which keeps the previous call's, and larger arrays' copies from the blocks
+    each side keeps for reuse."""
+    parent, worker = await _faults_on_second_call(ctx, value)
     assert parent < 512
     assert worker < 512
 
@@ -132,13 +176,35 @@ async def test_second_call_of_a_size_reuses_memory(
 async def test_large_arrays_are_copied_into_huge_pages(
     ctx: trio_wf.WorkerContext,
 ) -> None:
-    """From MAPPED up, an array's copy is a mapping of its own, advised to use
-    huge pages: a 64 MiB array faults about 32 times, not 16384, on each side."""
-    assert 64 * MIB >= MAPPED
-    array = np.frombuffer(os.urandom(64 * MIB), dtype=np.uint8)
-    parent, worker = await _faults_on_second_call(ctx, array)
-    assert parent < 2048
-    assert worker < 2048
+    """From MAPPED up, an array's new copy is a mapping of its own, advised to use
+    huge pages: 64 MiB fault about 32 times, not 16384."""
+    array = np.zeros(64 * MIB, dtype=np.uint8)
+    with trio.fail_after(30):
+        kept = [await ctx.run_sync(workers.echo, array)]  # warms the arena
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        kept.append(await ctx.run_sync(workers.echo, array))  # a new block
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 2048
+
+
+async def test_kept_copies_are_given_back_when_idle(worker_type: WorkerType) -> None:
+    """Each side keeps its mapped copies for the next call; the worker unmaps
+    its own once it has waited TRIM_AFTER for a job, the parent its own when the
+    worker goes."""
+    size = 44 * MIB  # a size no other test uses
+    before = workers.mappings_of_size(size)
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+        with trio.fail_after(30):
+            pid = await ctx.run_sync(workers.pid)
+            await ctx.run_sync(workers.echo, np.zeros(size, dtype=np.uint8))
+            assert workers.mappings_of_size(size) == before + 1  # result dropped
+            assert workers.mappings_of_size(size, pid) == 1  # the argument's
+            # Nothing signals the worker's trim: the parent polls its maps.
+            for _ in itertools.count():
+                if not workers.mappings_of_size(size, pid):
+                    break
+                await trio.sleep(TRIM_AFTER / 10)
+    assert workers.mappings_of_size(size) == before
 
 
 async def test_arena_keeps_memory_while_busy_and_trims_when_idle(

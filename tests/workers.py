@@ -187,6 +187,17 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def mappings_of_size(size: int, pid: int | str = "self") -> int:
+    """How many anonymous mappings of exactly ``size`` bytes a process has."""
+    count = 0
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(n, 16) for n in fields[0].split("-"))
+            count += end - start == size and len(fields) == 5
+    return count
+
+
 def limit_file_size() -> None:
     """An init: files (the shared memory arena too) may not grow past 1 MiB."""
     import resource
