@@ -14,7 +14,9 @@ machine): left to itself, a 16 MiB copy could fault 4096 times on every call.
   from the second call of a size, its copies reuse the heap's memory.  glibc
   then keeps up to twice the threshold (62 MiB) of freed memory at the top of its
   heap instead of returning it at once (its own rule, the state it reaches by
-  itself after freeing one such block).
+  itself after freeing one such block).  A process whose environment sets
+  glibc's thresholds (``MALLOC_TRIM_THRESHOLD_`` and the like, which Dask's
+  nanny sets for its workers) keeps them fixed, and its copies fault as before.
 * From `MAPPED` up, glibc always maps a fresh block, so a buffer kept by its
   object gets a private mapping of its own, advised to use transparent huge
   pages: one fault per 2 MiB instead of 512.  Each side of an arena keeps its

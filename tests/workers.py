@@ -198,6 +198,22 @@ def mappings_of_size(size: int, pid: int | str = "self") -> int:
     return count
 
 
+def malloc_settings() -> list[str]:
+    """The variables in this process's environment at start-up (which is when
+    glibc reads them) that fix glibc's mmap threshold."""
+    with open("/proc/self/environ", "rb") as environ:
+        entries = environ.read().split(b"\0")
+    names = {entry.split(b"=", 1)[0].decode() for entry in entries}
+    settings = (
+        "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_",
+        "MALLOC_TOP_PAD_",
+        "MALLOC_MMAP_MAX_",
+        "GLIBC_TUNABLES",
+    )
+    return [name for name in settings if name in names]
+
+
 def limit_file_size() -> None:
     """An init: files (the shared memory arena too) may not grow past 1 MiB."""
     import resource
