@@ -198,20 +198,23 @@ def mappings_of_size(size: int, pid: int | str = "self") -> int:
     return count
 
 
+#: Environment variables that fix glibc's mmap threshold.
+MALLOC_SETTINGS = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+    "GLIBC_TUNABLES",
+)
+
+
 def malloc_settings() -> list[str]:
-    """The variables in this process's environment at start-up (which is when
-    glibc reads them) that fix glibc's mmap threshold."""
+    """The `MALLOC_SETTINGS` in this process's environment at start-up (which is
+    when glibc reads them)."""
     with open("/proc/self/environ", "rb") as environ:
         entries = environ.read().split(b"\0")
     names = {entry.split(b"=", 1)[0].decode() for entry in entries}
-    settings = (
-        "MALLOC_MMAP_THRESHOLD_",
-        "MALLOC_TRIM_THRESHOLD_",
-        "MALLOC_TOP_PAD_",
-        "MALLOC_MMAP_MAX_",
-        "GLIBC_TUNABLES",
-    )
-    return [name for name in settings if name in names]
+    return [name for name in MALLOC_SETTINGS if name in names]
 
 
 def limit_file_size() -> None:
