@@ -1,11 +1,10 @@
-"""A method node run right after its predecessor, in the same Dask task graph.
+"""A method node run right after its predecessor, in the same Dask task.
 
 On Dask, the workflow engine submits a chain of method nodes at once
-(``trio_wf.workflow._chains``): each node's task takes its predecessor's
-result, so the scheduler starts it as soon as that one ends, on the worker that
-holds it, with no round trip to the client.  Its inputs are made here, from
-that result, exactly as the walker would make them.  Standard library only, as
-the rest of this package.
+(``trio_wf.workflow._chains``): each node's call takes its predecessor's
+result, on the worker that ran it (`._fused`), with no round trip to the
+client.  Its inputs are made here, from that result, exactly as the walker
+would make them.  Standard library only, as the rest of this package.
 """
 
 from __future__ import annotations
@@ -14,17 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._tasks import run_task
-
-
-def apply(payload: bytes, previous: Any) -> Any:
-    """``pickle.loads(payload)(previous)``: a chained call, given its input.
-
-    As for the first call of a chain, the function is unpickled inside the task,
-    so that one the worker cannot import fails that task with its ImportError.
-    """
-    import pickle
-
-    return pickle.loads(payload)(previous)
 
 
 def run_after(

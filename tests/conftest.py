@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import sys
 from collections.abc import Iterator
 from multiprocessing.managers import SyncManager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -124,3 +126,35 @@ def _status(p: psutil.Process) -> str | None:
 def worker_type(request: pytest.FixtureRequest) -> trio_wf.WorkerType:
     """Parametrizes a test over every worker type."""
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def quiet_dask() -> Iterator[None]:
+    """Dask set up for the leak checks; the Dask test modules use it for all."""
+    import dask
+
+    # The nannies' multiprocessing queues start the resource tracker, a child
+    # that lives as long as we do: start it before the first leak snapshot.
+    multiprocessing.resource_tracker.ensure_running()
+    # In-process schedulers read /proc/<pid>/stat every 0.5 s, from their loop
+    # thread: that descriptor, open at the wrong instant, fails the fd check.
+    with dask.config.set({"distributed.admin.system-monitor.interval": "1h"}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster(quiet_dask: None) -> Iterator[Any]:
+    """A LocalCluster of 2 workers shared by a module; it predates every leak
+    snapshot."""
+    distributed = pytest.importorskip("distributed")
+    from tests.dask_scenarios import SMALL
+
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        **SMALL,
+    ) as local:
+        yield local

@@ -25,6 +25,8 @@ import trio_wf
 from tests import workers
 from tests.helpers import wait_event, wait_until_exited
 
+#: Options of the LocalClusters the tests start.
+SMALL = {"memory_limit": "512MiB", "silence_logs": 50}
 #: Seconds a cancelled kill_on_cancel call, an interrupted or timed-out
 #: ``trio-wf run`` may take to return or exit (measured: well under one).
 PROMPT = 2.0
@@ -47,7 +49,7 @@ async def kill_on_cancel_returns_at_once(ctx: Any, manager: Any) -> None:
 
             nursery.start_soon(call)
             await wait_event(started)
-            pid = await _pid_of_running(ctx)
+            pid = await pid_of_running(ctx)
             cancelled_at = trio.current_time()
             scope.cancel()
     assert scope.cancelled_caught
@@ -59,7 +61,7 @@ async def kill_on_cancel_returns_at_once(ctx: Any, manager: Any) -> None:
     assert ctx.statistics().running_calls == 0
 
 
-async def _pid_of_running(ctx: Any) -> int:
+async def pid_of_running(ctx: Any) -> int:
     """The pid of the one worker that executes a task (it has a call stack)."""
 
     def find() -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing.resource_tracker
 import os
 import signal
 import socket
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Iterator
 from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
@@ -28,40 +26,16 @@ import trio
 
 import trio_wf
 from tests import dask_scenarios, dask_workers, workers
+from tests.dask_scenarios import SMALL
 from tests.helpers import wait_event
 from trio_wf.workflow import WorkflowExecutionError, aexecute_graph, execute_graph
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("quiet_dask")
 
 from trio_wf._dask._cluster import check_secure  # noqa: E402, needs distributed
 
 GRAPHS = Path(__file__).parents[1] / "examples" / "graphs"
-SMALL = {"memory_limit": "512MiB", "silence_logs": 50}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_dask() -> Iterator[None]:
-    # The nannies' multiprocessing queues start the resource tracker, a child
-    # that lives as long as we do: start it before the first leak snapshot.
-    multiprocessing.resource_tracker.ensure_running()
-    # In-process schedulers read /proc/<pid>/stat every 0.5 s, from their loop
-    # thread: that descriptor, open at the wrong instant, fails the fd check.
-    with dask.config.set({"distributed.admin.system-monitor.interval": "1h"}):
-        yield
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """A LocalCluster shared by the module; it predates every leak snapshot."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        **SMALL,
-    ) as local:
-        yield local
 
 
 async def test_round_trip_on_a_shared_cluster(cluster: Any) -> None:

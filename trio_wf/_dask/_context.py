@@ -7,17 +7,15 @@ loop, it does not block), and their results come back in batches, handed to
 Trio with `trio.lowlevel.TrioToken.run_sync_soon`: no thread per call, and the
 Trio thread never waits on Dask.  Cancelling a call with
 ``kill_on_cancel=True`` runs `._kill.release_or_kill` on the client's loop the
-same way.  `ChainRun` submits a chain of calls at once, each taking the
-previous one's result on the worker that holds it.
+same way.  `ChainRun` runs a chain of calls in one task, each taking the
+previous one's result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
-import pickle
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,10 +28,10 @@ import distributed
 import outcome
 import trio
 
-from _trio_wf_worker._chain import apply
 from _trio_wf_worker._protocol import describe_callable
 
 from .._errors import BrokenWorkerError
+from ._chain_run import ChainRun
 from ._gather import Batches, Waiter
 from ._kill import release_or_kill
 from ._worker_side import Call
@@ -147,8 +145,9 @@ class DaskContext:
                 try:
                     await waiter.event.wait()
                 except trio.Cancelled:
-                    if not self._batches.withdraw(submission):
-                        await self._release_or_kill(submission.future, fn)
+                    future = self._batches.withdraw(submission)
+                    if future is not None:
+                        await self._release_or_kill(future, fn)
                     raise
             else:
                 # Like the local context: the call runs to its end and its
@@ -167,9 +166,10 @@ class DaskContext:
         """Submit ``fn(*args)`` for each call, each after the previous one.
 
         Each call but the first also gets the previous call's result as its
-        last argument, on the worker that holds it: the scheduler starts it as
-        soon as that one ends, without the client.  For the workflow engine,
-        which runs a chain of nodes this way; see `ChainRun`.
+        last argument, on the worker that ran it: they run in one task, for a
+        slice of time at most (`._fuse`), with no round trip between them.
+        For the workflow engine, which runs a chain of nodes this way; see
+        `ChainRun`.
         """
         if self._closed:
             msg = "this dask context is closed"
@@ -243,71 +243,6 @@ class DaskContext:
 
     def _close(self) -> None:
         self._closed = True
-
-
-class ChainRun:
-    """The calls of one chain on the cluster; from `DaskContext.start_chain`."""
-
-    def __init__(
-        self,
-        context: DaskContext,
-        calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
-    ) -> None:
-        self._context = context
-        self._functions = [fn for fn, _ in calls]
-        self._keys: list[str] = []
-        self._futures: list[Any] = []
-        self._waiters: list[Waiter] = []
-        client = context.client
-        previous = None
-        for fn, args in calls:
-            name = getattr(fn, "__name__", None) or type(fn).__name__
-            key = f"{name}-{uuid.uuid4().hex}"
-            if previous is None:
-                payload = cloudpickle.dumps(Call(fn, args))
-                future = client.submit(pickle.loads, payload, key=key, pure=False)
-            else:
-                payload = cloudpickle.dumps(functools.partial(fn, *args))
-                future = client.submit(apply, payload, previous, key=key, pure=False)
-            self._keys.append(key)
-            self._futures.append(future)
-            waiter = Waiter()
-            context._batches.add(future, waiter)
-            self._waiters.append(waiter)
-            previous = future
-        context._running += len(calls)
-        self._done = 0
-
-    async def result(self, n: int) -> Any:
-        """The result of call ``n``, once the calls before it have returned.
-
-        Raises what the call raised (as `DaskContext.run_sync` does), or
-        `trio.Cancelled` after killing the worker that runs it.
-        """
-        assert n == self._done, "the calls of a chain are awaited in order"
-        waiter, fn = self._waiters[n], self._functions[n]
-        try:
-            await waiter.event.wait()
-        except trio.Cancelled:
-            await self._context._release_or_kill(self._futures[n], fn)
-            raise
-        finally:
-            self._done += 1
-            self._context._running -= 1
-        assert waiter.result is not None
-        return self._context._unwrap(waiter.result, fn, self._keys[n])
-
-    def close(self) -> None:
-        """Release the calls not awaited (after an error, or a cancellation)."""
-        rest = self._futures[self._done :]
-        self._context._running -= len(rest)
-        self._done = len(self._futures)
-        if rest:
-            # Cancelling the first also cancels the ones that depend on it.
-            self._context.client.loop.add_callback(
-                functools.partial(self._context.client.cancel, rest, asynchronous=True)
-            )
-        self._futures.clear()
 
 
 def _is_async(fn: object) -> bool:

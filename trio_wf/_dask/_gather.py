@@ -13,10 +13,15 @@ gathers what finished since the last gather in one call.
 from __future__ import annotations
 
 import pickle
+import uuid
 from typing import Any
 
 import outcome
 import trio
+
+from _trio_wf_worker._fused import run_fused
+
+from ._fuse import SLICE, Shared, expand, split, worker_threads
 
 
 class Waiter:
@@ -34,9 +39,12 @@ class Waiter:
 class Submission:
     """One call: its key, its future once submitted, its outcome's `Waiter`."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, payload: bytes, key: str) -> None:
+        self.payload = payload
         self.key = key
         self.future: Any = None
+        #: The task it shares with other calls, if it does.
+        self.shared: Shared[Submission] | None = None
         self.waiter = Waiter()
 
 
@@ -46,8 +54,8 @@ class Batches:
     def __init__(self, client: Any, token: trio.lowlevel.TrioToken) -> None:
         self._client = client
         self._token = token
-        self._pending: list[tuple[bytes, Submission]] = []
-        self._finished: list[tuple[Any, Waiter]] = []
+        self._pending: list[Submission] = []
+        self._finished: list[tuple[Any, Waiter | Shared[Submission]]] = []
         self._gathering = False
 
     def submit(self, payload: bytes, key: str) -> Submission:
@@ -56,48 +64,83 @@ class Batches:
         It goes out with the other calls made before the Trio scheduler's
         next pass, when ``run_sync_soon`` callbacks run.
         """
-        submission = Submission(key)
-        self._pending.append((payload, submission))
-        if len(self._pending) == 1:
-            self._token.run_sync_soon(self._flush)
+        submission = Submission(payload, key)
+        self._queue(submission)
         return submission
 
-    def withdraw(self, submission: Submission) -> bool:
-        """Drop ``submission`` if it has not gone out yet; whether it was."""
-        for n, (_, pending) in enumerate(self._pending):
+    def _queue(self, submission: Submission) -> None:
+        self._pending.append(submission)
+        if len(self._pending) == 1:
+            self._token.run_sync_soon(self._flush)
+
+    def withdraw(self, submission: Submission) -> Any:
+        """Cancel ``submission``: the future to release, or None if none is.
+
+        None if it had not gone out yet, or if it shares its task with calls
+        still waiting (which the task runs on; its own outcome is dropped).
+        """
+        for n, pending in enumerate(self._pending):
             if pending is submission:
                 del self._pending[n]
-                return True
-        return False
+                return None
+        shared = submission.shared
+        if shared is not None:
+            shared.waiting.discard(id(submission))
+            if shared.waiting:
+                return None
+        return submission.future
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if not pending:
-            return
+        if pending:
+            self._send(split(pending, worker_threads(self._client)))
+
+    def _send(self, groups: list[list[Submission]]) -> None:
+        """Submit each group as one task: a call alone, or calls that share it."""
+        alone = [group[0] for group in groups if len(group) == 1]
         try:
             futures = self._client.map(
                 pickle.loads,
-                [payload for payload, _ in pending],
-                key=[submission.key for _, submission in pending],
+                [submission.payload for submission in alone],
+                key=[submission.key for submission in alone],
                 pure=False,
             )
+            for group in groups:
+                if len(group) > 1:
+                    self._share(group)
         except Exception as exc:  # a closed client: each call gets the error
-            for _, submission in pending:
-                submission.waiter.set(outcome.Error(exc))
+            for group in groups:
+                for submission in group:
+                    submission.waiter.set(outcome.Error(exc))
             return
-        for (_, submission), future in zip(pending, futures, strict=True):
+        for submission, future in zip(alone, futures, strict=True):
             submission.future = future
+            submission.shared = None
             self.add(future, submission.waiter)
 
-    def add(self, future: Any, waiter: Waiter) -> None:
-        """Give ``future``'s outcome to ``waiter`` (call from the Trio thread)."""
-        self._client.loop.add_callback(self._wait, future, waiter)
+    def _share(self, group: list[Submission]) -> None:
+        shared = Shared(group)
+        shared.future = self._client.submit(
+            run_fused,
+            [submission.payload for submission in group],
+            SLICE,
+            key=f"shared-{len(group)}-{uuid.uuid4().hex}",
+            pure=False,
+        )
+        for submission in group:
+            submission.future = shared.future
+            submission.shared = shared
+        self.add(shared.future, shared)
 
-    async def _wait(self, future: Any, waiter: Waiter) -> None:
+    def add(self, future: Any, target: Waiter | Shared[Submission]) -> None:
+        """Give ``future``'s outcome to ``target`` (call from the Trio thread)."""
+        self._client.loop.add_callback(self._wait, future, target)
+
+    async def _wait(self, future: Any, target: Waiter | Shared[Submission]) -> None:
         # On the client's loop.  Dask's own wait() waits on this event: it is
         # set when the scheduler reports the task done, with no round trip.
         await future._state.wait()
-        self._finished.append((future, waiter))
+        self._finished.append((future, target))
         if not self._gathering:
             self._gathering = True
             # After the callbacks already queued: the futures the scheduler
@@ -119,8 +162,8 @@ class Batches:
             self._gathering = False
 
     async def _many(
-        self, done: list[tuple[Any, Waiter]]
-    ) -> list[tuple[Waiter, outcome.Outcome[Any] | None]]:
+        self, done: list[tuple[Any, Waiter | Shared[Submission]]]
+    ) -> list[tuple[Waiter | Shared[Submission], outcome.Outcome[Any] | None]]:
         try:
             values = await self._client.gather([f for f, _ in done], asynchronous=True)
         except BaseException:  # one was lost meanwhile: each on its own, so
@@ -128,10 +171,21 @@ class Batches:
             return [(w, await _one(self._client, f, force=True)) for f, w in done]
         return [(w, outcome.Value(v)) for (_, w), v in zip(done, values, strict=True)]
 
-    def _deliver(self, results: list[tuple[Waiter, Any]]) -> None:
+    def _deliver(self, results: list[tuple[Waiter | Shared[Submission], Any]]) -> None:
         def set_all() -> None:
-            for waiter, result in results:
-                waiter.set(result)
+            for target, result in results:
+                if isinstance(target, Waiter):
+                    target.set(result)
+                    continue
+                delivered, rest = expand(target, result)
+                for submission, each in delivered:
+                    target.waiting.discard(id(submission))
+                    submission.waiter.set(each)
+                # Not reached in their slice: out again (unless cancelled),
+                # as many to a task as this one ran.
+                rest = [s for s in rest if id(s) in target.waiting]
+                size = max(len(delivered), 1)
+                self._send([rest[n : n + size] for n in range(0, len(rest), size)])
 
         try:
             self._token.run_sync_soon(set_all)

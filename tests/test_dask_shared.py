@@ -1,0 +1,170 @@
+"""Contract tests of calls that share Dask tasks (`trio_wf._dask._fuse`), on real
+LocalClusters: many calls at once, fans and chains of workflow nodes.
+
+Each call keeps its own result, error and events; calls a task's time slice did
+not reach go out again; a cancellation still kills what runs.
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing.managers import SyncManager
+from typing import Any
+
+import pytest
+import trio
+
+import trio_wf
+from tests import dask_scenarios, dask_workers
+from tests.dask_scenarios import SMALL
+from tests.helpers import wait_event
+from trio_wf.workflow import aexecute_graph
+
+pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("quiet_dask")
+
+from trio_wf._dask._fuse import SLICE  # noqa: E402, needs distributed
+
+TASKS = "tests.workflow.tasks"
+
+
+async def _run_all(ctx: Any, fn: Any, args: list[Any], **options: Any) -> list[Any]:
+    """``fn(arg)`` for each arg, all at once: each result, or its exception."""
+    results: list[Any] = [None] * len(args)
+
+    async def call(n: int) -> None:
+        try:
+            results[n] = await ctx.run_sync(fn, *args[n], **options)
+        except Exception as exc:
+            results[n] = exc
+
+    async with trio.open_nursery() as nursery:
+        for n in range(len(args)):
+            nursery.start_soon(call, n)
+    return results
+
+
+async def test_many_calls_at_once_share_tasks_and_keep_their_own_outcomes(
+    cluster: Any,
+) -> None:
+    """40 calls on 2 workers run in fewer tasks; a call that raises, and one
+    whose result cannot be pickled, fail alone."""
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with trio.fail_after(30):
+            results = await _run_all(
+                ctx, dask_workers.task_key_or_fail, [(n,) for n in range(40)]
+            )
+        assert isinstance(results[7], ValueError)
+        assert results[7].args == (7,)
+        assert isinstance(results[8], TypeError)
+        assert "lock" in str(results[8])
+        good = [r for n, r in enumerate(results) if n not in (7, 8)]
+        assert [n for n, _ in good] == [n for n in range(40) if n not in (7, 8)]
+        keys = {key for _, key in good}
+        assert len(keys) < len(good)
+        assert any(key.startswith("shared-") for key in keys)
+        assert ctx.statistics().running_calls == 0
+
+
+async def test_calls_a_slice_did_not_reach_go_out_again(cluster: Any) -> None:
+    """Calls longer than a slice: each shared task runs its first call only,
+    and the others run in tasks of their own, with the right results."""
+    seconds = SLICE * 1.5
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with trio.fail_after(30):
+            results = await _run_all(
+                ctx, dask_workers.task_key, [(n, seconds) for n in range(8)]
+            )
+    assert [n for n, _ in results] == list(range(8))
+    keys = [key for _, key in results]
+    # Two calls to a task (8 calls, 2 workers), one per slice: each task
+    # ran one, and the other went out again on its own.
+    assert len(set(keys)) == 8
+    assert sum(key.startswith("shared-") for key in keys) == 4
+
+
+@pytest.mark.slow
+async def test_cancelling_calls_that_share_a_task_kills_it(
+    manager: SyncManager,
+) -> None:
+    """kill_on_cancel: once every call of a shared task is cancelled, the
+    worker that runs it is killed, and nothing runs on the cluster."""
+    started = manager.Event()
+    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    lambda: _run_all(
+                        ctx,
+                        dask_workers.announce_and_sleep,
+                        [(started,)] * 6,
+                        kill_on_cancel=True,
+                    )
+                )
+                await wait_event(started)
+                pid = await dask_scenarios.pid_of_running(ctx)
+                scope.cancel()
+        assert ctx.statistics().running_calls == 0
+        await dask_scenarios.nothing_runs_for(ctx.client, pid)
+
+
+def _fan(n: int, fail: int) -> dict[str, Any]:
+    nodes = [{"id": 0, "task_type": "method", "task_identifier": f"{TASKS}.identity"}]
+    nodes[0]["default_inputs"] = [{"name": "value", "value": 1}]
+    for i in range(1, n + 1):
+        task = "fail" if i == fail else "add"
+        nodes.append(
+            {"id": i, "task_type": "method", "task_identifier": f"{TASKS}.{task}"}
+        )
+        nodes[-1]["default_inputs"] = [{"name": "b", "value": i}]
+    mapping = [{"source_output": "return_value", "target_input": "a"}]
+    links = [
+        {"source": 0, "target": i, "data_mapping": mapping} for i in range(1, n + 1)
+    ]
+    return {"graph": {"id": "fan"}, "nodes": nodes, "links": links}
+
+
+async def test_a_fan_of_nodes_on_dask_keeps_per_node_events_and_errors(
+    cluster: Any,
+) -> None:
+    """A fan of 20 nodes shares tasks: each node's events, on a worker, and a
+    failing node reported as itself while the others succeed."""
+    events: list[Any] = []
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        results = await aexecute_graph(
+            _fan(20, fail=5),
+            context=ctx,
+            on_event=events.append,
+            outputs=[{"all": True}],
+            merge_outputs=False,
+            raise_on_error=False,
+        )
+    assert {i: results[i]["return_value"] for i in range(1, 21) if i != 5} == {
+        i: 1 + i for i in range(1, 21) if i != 5
+    }
+    kinds = {i: [e.kind for e in events if e.node_id == i] for i in range(21)}
+    assert kinds[5] == ["queued", "start", "error"]
+    assert all(kinds[i] == ["queued", "start", "end"] for i in range(21) if i != 5)
+    ends = [e for e in events if e.kind == "end"]
+    assert all(e.worker_pid not in (None, os.getpid()) for e in ends)
+
+
+async def test_a_chain_longer_than_a_slice_runs_on_in_the_next(cluster: Any) -> None:
+    """A chain of nodes longer than a slice: the rest goes out again, from the
+    last node that ran, with the same results and events in order."""
+    seconds = SLICE * 0.6
+    node = {"task_type": "method", "task_identifier": f"{TASKS}.sleep"}
+    nodes = [{"id": i, **node} for i in range(4)]
+    nodes[0]["default_inputs"] = [{"name": "seconds", "value": seconds}]
+    mapping = [{"source_output": "return_value", "target_input": "seconds"}]
+    links = [{"source": i, "target": i + 1, "data_mapping": mapping} for i in range(3)]
+    graph = {"graph": {"id": "sleepers"}, "nodes": nodes, "links": links}
+    events: list[Any] = []
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with trio.fail_after(30):
+            results = await aexecute_graph(graph, context=ctx, on_event=events.append)
+        assert ctx.statistics().running_calls == 0
+    assert results == {"return_value": seconds}
+    assert [(e.kind, e.node_id) for e in events] == [
+        (kind, i) for i in range(4) for kind in ("queued", "start", "end")
+    ]
