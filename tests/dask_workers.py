@@ -47,3 +47,10 @@ def announce_and_sleep(started: Any) -> None:
 
     started.set()
     time.sleep(3600)
+
+
+def exit_at(n: int, at: int) -> int:
+    """``n``, unless it is ``at``: then the worker process exits."""
+    if n == at:
+        os._exit(42)
+    return n

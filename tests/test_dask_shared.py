@@ -18,12 +18,12 @@ import trio_wf
 from tests import dask_scenarios, dask_workers
 from tests.dask_scenarios import SMALL
 from tests.helpers import wait_event
-from trio_wf.workflow import aexecute_graph
+from trio_wf.workflow import WorkflowExecutionError, aexecute_graph
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.usefixtures("quiet_dask")
 
-from trio_wf._dask._fuse import SLICE  # noqa: E402, needs distributed
+from trio_wf._dask._fuse import CHAIN_SLICE, SLICE  # noqa: E402, needs distributed
 
 TASKS = "tests.workflow.tasks"
 
@@ -108,6 +108,57 @@ async def test_cancelling_calls_that_share_a_task_kills_it(
         await dask_scenarios.nothing_runs_for(ctx.client, pid)
 
 
+@pytest.mark.slow
+async def test_a_call_that_kills_its_worker_fails_alone() -> None:
+    """A call that kills the worker of the task it shares, or of its chain's:
+    it alone fails, with the worker named; the others run again and succeed."""
+    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+        with trio.fail_after(2 * dask_scenarios.REPLACEMENT):
+            results = await _run_all(
+                ctx, dask_workers.exit_at, [(n, 1) for n in range(6)]
+            )
+        assert isinstance(results[1], trio_wf.BrokenWorkerError)
+        assert results[1].address is not None
+        # Call 0 shared call 1's task, and ran again.  Dask itself fails the
+        # calls handed to a worker as it dies (up to 2 of 1 thread), with
+        # allowed-failures=0: so one more may fail, not all.
+        assert results[0] == 0
+        broken = [r for r in results if isinstance(r, trio_wf.BrokenWorkerError)]
+        assert len(broken) <= 2
+        assert all(r == n for n, r in enumerate(results) if r not in broken)
+        node = {"task_type": "method", "task_identifier": f"{TASKS}.identity"}
+        nodes = [{"id": i, **node} for i in range(3)]
+        nodes[0]["default_inputs"] = [{"name": "value", "value": 42}]
+        nodes[1]["task_identifier"] = f"{TASKS}.exit_now"
+        links = [
+            {
+                "source": i,
+                "target": i + 1,
+                "data_mapping": [
+                    {"source_output": "return_value", "target_input": name}
+                ],
+            }
+            for i, name in ((0, "code"), (1, "value"))
+        ]
+        graph = {"graph": {"id": "crash"}, "nodes": nodes, "links": links}
+        events: list[Any] = []
+        with (
+            trio.fail_after(2 * dask_scenarios.REPLACEMENT),
+            pytest.raises(WorkflowExecutionError) as info,
+        ):
+            await aexecute_graph(graph, context=ctx, on_event=events.append)
+        assert info.value.node_id == 1
+        assert isinstance(info.value.__cause__, trio_wf.BrokenWorkerError)
+        assert [(e.kind, e.node_id) for e in events] == [
+            ("queued", 0),
+            ("start", 0),
+            ("end", 0),
+            ("queued", 1),
+            ("start", 1),
+            ("error", 1),
+        ]
+
+
 def _fan(n: int, fail: int) -> dict[str, Any]:
     nodes = [{"id": 0, "task_type": "method", "task_identifier": f"{TASKS}.identity"}]
     nodes[0]["default_inputs"] = [{"name": "value", "value": 1}]
@@ -152,7 +203,7 @@ async def test_a_fan_of_nodes_on_dask_keeps_per_node_events_and_errors(
 async def test_a_chain_longer_than_a_slice_runs_on_in_the_next(cluster: Any) -> None:
     """A chain of nodes longer than a slice: the rest goes out again, from the
     last node that ran, with the same results and events in order."""
-    seconds = SLICE * 0.6
+    seconds = CHAIN_SLICE * 0.6
     node = {"task_type": "method", "task_identifier": f"{TASKS}.sleep"}
     nodes = [{"id": i, **node} for i in range(4)]
     nodes[0]["default_inputs"] = [{"name": "seconds", "value": seconds}]
@@ -168,3 +219,6 @@ async def test_a_chain_longer_than_a_slice_runs_on_in_the_next(cluster: Any) -> 
     assert [(e.kind, e.node_id) for e in events] == [
         (kind, i) for i in range(4) for kind in ("queued", "start", "end")
     ]
+    # Each the time it ran, measured on its worker: the second node of a
+    # slice comes back with the first, yet ran for as long.
+    assert all(e.duration >= seconds for e in events if e.kind == "end")

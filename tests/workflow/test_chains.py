@@ -52,6 +52,9 @@ class _Chain:
         self.previous = fn(*args) if n == 0 else fn(*args, self.previous)
         return self.previous
 
+    def duration(self, n: int) -> float:
+        return self.backend.delay
+
     def close(self) -> None:
         self.backend.closed += 1
 

@@ -4,9 +4,9 @@ A chain submitted as one task per call pays, per call, a round trip between
 the worker that ends a call and the scheduler that starts the next, and a
 gather: for calls of a few milliseconds, more than the calls.  Here the calls
 run in one task (`_trio_wf_worker._fused.run_fused`) for a slice of time at
-most (`._fuse.SLICE`); what the slice did not reach goes out again, given the
-value of the last call that ran.  Each call keeps its own outcome, which comes
-back with its slice.
+most (`._fuse.CHAIN_SLICE`); what the slice did not reach goes out again,
+given the value of the last call that ran.  Each call keeps its own outcome,
+which comes back with its slice, and the time it ran there.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import cloudpickle
+import distributed
 import outcome
 import trio
 
 from _trio_wf_worker._fused import run_fused
 
-from ._fuse import SLICE, loads_outcome
+from ._fuse import CHAIN_SLICE, loads_outcome
 from ._gather import Batches, Waiter
 from ._worker_side import Call
 
@@ -60,9 +61,13 @@ class ChainRun:
             for n, (fn, args) in enumerate(calls)
         ]
         self._outcomes: list[outcome.Outcome[Any]] = []
+        # Seconds each call ran on its worker (None: its task failed whole).
+        self._durations: list[float | None] = []
         self._done = 0
         self._future: Any = None
         self._waiter = Waiter()
+        self._slice = CHAIN_SLICE
+        self._previous: tuple[Any, ...] = ()
         context._running += len(calls)
         self._submit(())
 
@@ -70,13 +75,14 @@ class ChainRun:
         """Send the calls with no outcome yet, after ``previous``'s value."""
         start = len(self._outcomes)
         self._waiter = Waiter()
+        self._previous = previous
         self._future = self._context.client.submit(
             run_fused,
             self._payloads[start:],
-            SLICE,
+            self._slice,
             True,
             previous,
-            key=f"{self._key}-{start}",
+            key=f"{self._key}-{start}-{self._slice}",
             pure=False,
         )
         self._context._batches.add(self._future, self._waiter)
@@ -108,17 +114,36 @@ class ChainRun:
         result = self._waiter.result
         assert result is not None
         self._future = None
+        missing = len(self._payloads) - len(self._outcomes)
+        if (
+            isinstance(result, outcome.Error)
+            and isinstance(result.error, distributed.KilledWorker)
+            and self._slice
+            and missing > 1
+        ):
+            # Its worker died, in one of the slice's calls: run them again one
+            # to a task (a slice of 0 s ends after the first), so that the
+            # error names the call that kills its worker (see `._fuse.expand`).
+            self._slice = 0.0
+            self._submit(self._previous)
+            return
         if isinstance(result, outcome.Error):
             # The task failed as a whole: its worker died, it was cancelled.
-            self._outcomes += [result] * (len(self._payloads) - len(self._outcomes))
+            self._outcomes += [result] * missing
+            self._durations += [None] * missing
             return
         _, _, outcomes = result.unwrap()
         self._outcomes += [loads_outcome(ok, blob) for ok, blob, _, _ in outcomes]
+        self._durations += [ended - began for _, _, began, ended in outcomes]
         last = self._outcomes[-1]
         if len(self._outcomes) < len(self._payloads) and isinstance(
             last, outcome.Value
         ):
             self._submit((last.value,))
+
+    def duration(self, n: int) -> float | None:
+        """Seconds call ``n`` ran on its worker, once it returned (or None)."""
+        return self._durations[n] if n < len(self._durations) else None
 
     def close(self) -> None:
         """Release the calls not awaited (after an error, or a cancellation)."""

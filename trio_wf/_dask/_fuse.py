@@ -18,6 +18,7 @@ import math
 import pickle
 from typing import Any, Generic, TypeVar
 
+import distributed
 import outcome
 
 #: A call, as `._gather.Batches` keeps it.
@@ -27,6 +28,9 @@ C = TypeVar("C")
 #: rest go out again.  Long enough that Dask's cost per task is a few percent
 #: of it, short enough that an outcome is not held back for long.
 SLICE = 0.1
+#: The slice of a chain's task (`._chain_run`): longer, since a chain has no
+#: calls to spread over workers, only round trips to save.
+CHAIN_SLICE = 0.25
 #: Calls share tasks only when there are more than this many per worker thread
 #: of the cluster, and then share this many tasks per thread: enough that a
 #: worker never waits for the client between two of them.
@@ -68,15 +72,28 @@ def split(pending: list[C], threads: int) -> list[list[C]]:
     return [pending[n : n + size] for n in range(0, len(pending), size)]
 
 
+def regroup(rest: list[C], ran: int, threads: int) -> list[list[C]]:
+    """The calls a slice did not reach, in groups: as many as it ran (one if
+    none), or fewer when few are left, so that every worker gets some."""
+    size = min(ran, math.ceil(len(rest) / (SHARED_PER_THREAD * threads)))
+    size = max(size, 1)
+    return [rest[n : n + size] for n in range(0, len(rest), size)]
+
+
 def expand(
     shared: Shared[C], result: outcome.Outcome[Any]
 ) -> tuple[list[tuple[C, outcome.Outcome[Any]]], list[C]]:
     """Each member's outcome from the shared task's, and the members it did not reach.
 
-    A task that failed as a whole (its worker died, it was cancelled) gives
-    every member its error.
+    A task whose worker died is not one call's failure: its calls go out again,
+    each in a task of its own (`regroup` of what none ran), where only the one
+    that kills its worker fails.  The calls that had ended in it run again, as
+    Dask runs again the tasks of a worker it lost.  A task that failed
+    otherwise (cancelled, the scheduler lost) gives every call its error.
     """
     if isinstance(result, outcome.Error):
+        if isinstance(result.error, distributed.KilledWorker):
+            return [], shared.members
         return [(member, result) for member in shared.members], []
     _, _, outcomes = result.unwrap()
     delivered: list[tuple[C, outcome.Outcome[Any]]] = []

@@ -21,7 +21,7 @@ import trio
 
 from _trio_wf_worker._fused import run_fused
 
-from ._fuse import SLICE, Shared, expand, split, worker_threads
+from ._fuse import SLICE, Shared, expand, regroup, split, worker_threads
 
 
 class Waiter:
@@ -48,6 +48,10 @@ class Submission:
         self.waiter = Waiter()
 
 
+#: What waits for a future: one call's waiter, or the calls sharing its task.
+_Target = Waiter | Shared[Submission]
+
+
 class Batches:
     """Submits a client's calls and gathers their results in batches, for Trio."""
 
@@ -55,7 +59,7 @@ class Batches:
         self._client = client
         self._token = token
         self._pending: list[Submission] = []
-        self._finished: list[tuple[Any, Waiter | Shared[Submission]]] = []
+        self._finished: list[tuple[Any, _Target]] = []
         self._gathering = False
 
     def submit(self, payload: bytes, key: str) -> Submission:
@@ -132,11 +136,11 @@ class Batches:
             submission.shared = shared
         self.add(shared.future, shared)
 
-    def add(self, future: Any, target: Waiter | Shared[Submission]) -> None:
+    def add(self, future: Any, target: _Target) -> None:
         """Give ``future``'s outcome to ``target`` (call from the Trio thread)."""
         self._client.loop.add_callback(self._wait, future, target)
 
-    async def _wait(self, future: Any, target: Waiter | Shared[Submission]) -> None:
+    async def _wait(self, future: Any, target: _Target) -> None:
         # On the client's loop.  Dask's own wait() waits on this event: it is
         # set when the scheduler reports the task done, with no round trip.
         await future._state.wait()
@@ -162,8 +166,8 @@ class Batches:
             self._gathering = False
 
     async def _many(
-        self, done: list[tuple[Any, Waiter | Shared[Submission]]]
-    ) -> list[tuple[Waiter | Shared[Submission], outcome.Outcome[Any] | None]]:
+        self, done: list[tuple[Any, _Target]]
+    ) -> list[tuple[_Target, outcome.Outcome[Any] | None]]:
         try:
             values = await self._client.gather([f for f, _ in done], asynchronous=True)
         except BaseException:  # one was lost meanwhile: each on its own, so
@@ -171,7 +175,7 @@ class Batches:
             return [(w, await _one(self._client, f, force=True)) for f, w in done]
         return [(w, outcome.Value(v)) for (_, w), v in zip(done, values, strict=True)]
 
-    def _deliver(self, results: list[tuple[Waiter | Shared[Submission], Any]]) -> None:
+    def _deliver(self, results: list[tuple[_Target, Any]]) -> None:
         def set_all() -> None:
             for target, result in results:
                 if isinstance(target, Waiter):
@@ -181,11 +185,10 @@ class Batches:
                 for submission, each in delivered:
                     target.waiting.discard(id(submission))
                     submission.waiter.set(each)
-                # Not reached in their slice: out again (unless cancelled),
-                # as many to a task as this one ran.
+                # Not reached in their slice: out again, unless cancelled.
                 rest = [s for s in rest if id(s) in target.waiting]
-                size = max(len(delivered), 1)
-                self._send([rest[n : n + size] for n in range(0, len(rest), size)])
+                threads = worker_threads(self._client)
+                self._send(regroup(rest, len(delivered), threads))
 
         try:
             self._token.run_sync_soon(set_all)

@@ -103,13 +103,31 @@ class Run(RunState):
                         assert i in self._ready
                         self._ready.remove(i)
                         self._launch_ready()
-                    outcome = functools.partial(_method_outputs, chain, n)
+                    outcome = functools.partial(self._chained_outputs, chain, n, i)
                     await self.execute(i, {}, outcome)
                     self._settle(i)
                     if self.status[i] is not NodeStatus.SUCCEEDED:
                         break
             finally:
                 chain.close()
+
+    async def _chained_outputs(
+        self, chain: Any, n: int, i: int
+    ) -> tuple[dict[str, Any], int | None]:
+        """Chained method node ``i``'s outputs and pid, as `TaskRunner.run`
+        returns them.
+
+        The calls of a chain come back in batches: its duration is the one
+        the chain measured where it ran, not the time since the node before
+        it came back.
+        """
+        try:
+            pid, value = await chain.result(n)
+        finally:
+            ran = chain.duration(n)
+            if ran is not None and i in self.started:
+                self.started[i] = (trio.current_time() - ran, self.started[i][1])
+        return {"return_value": value}, pid
 
     def _settle(self, first: int) -> None:
         """Settle the outgoing links of a decided node, and what that decides.
@@ -191,9 +209,3 @@ class Run(RunState):
         while todo:
             self._settle(todo.popleft())
         self._launch_ready()
-
-
-async def _method_outputs(chain: Any, n: int) -> tuple[dict[str, Any], int | None]:
-    """A chained method node's outputs and pid, as `TaskRunner.run` returns them."""
-    pid, value = await chain.result(n)
-    return {"return_value": value}, pid
