@@ -13,7 +13,6 @@ Standard library only, as the rest of this package.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ def run_fused(
     budget: float,
     chained: bool = False,
     previous: tuple[Any, ...] = (),
-) -> tuple[int, float, list[Outcome]]:
+) -> list[Outcome]:
     """Run the calls ``payloads`` pickle, in order, for ``budget`` seconds.
 
     Unpickling a payload makes its call: ``pickle.loads`` of a
@@ -42,7 +41,6 @@ def run_fused(
     one if ``previous`` holds the value it follows.
 
     Returns:
-        ``(pid, now, outcomes)``: the worker's pid, its clock at the end, and
         an `Outcome` for each call that ran, the first ones of ``payloads``.
     """
     outcomes: list[Outcome] = []
@@ -64,4 +62,4 @@ def run_fused(
             if not ok:
                 break
             carried = (value,)
-    return os.getpid(), time.perf_counter(), outcomes
+    return outcomes

@@ -119,10 +119,9 @@ async def test_a_call_that_kills_its_worker_fails_alone() -> None:
             )
         assert isinstance(results[1], trio_wf.BrokenWorkerError)
         assert results[1].address is not None
-        # Call 0 shared call 1's task, and ran again.  Dask itself fails the
-        # calls handed to a worker as it dies (up to 2 of 1 thread), with
-        # allowed-failures=0: so one more may fail, not all.
-        assert results[0] == 0
+        # Calls 0 and 2 shared call 1's task (3 to a task), and ran again.
+        # Dask itself fails a call it handed to a worker as it dies (up to 2
+        # for 1 thread), with allowed-failures=0: one more may fail, not all.
         broken = [r for r in results if isinstance(r, trio_wf.BrokenWorkerError)]
         assert len(broken) <= 2
         assert all(r == n for n, r in enumerate(results) if r not in broken)
@@ -149,14 +148,12 @@ async def test_a_call_that_kills_its_worker_fails_alone() -> None:
             await aexecute_graph(graph, context=ctx, on_event=events.append)
         assert info.value.node_id == 1
         assert isinstance(info.value.__cause__, trio_wf.BrokenWorkerError)
-        assert [(e.kind, e.node_id) for e in events] == [
-            ("queued", 0),
-            ("start", 0),
-            ("end", 0),
-            ("queued", 1),
-            ("start", 1),
-            ("error", 1),
-        ]
+        ends = [(e.kind, e.node_id) for e in events if e.kind in ("end", "error")]
+        assert ends == [("end", 0), ("error", 1)]
+        # The replacement worker up before the cluster closes: closing it
+        # while its nanny restarts it may leave descriptors behind.
+        with trio.fail_after(dask_scenarios.REPLACEMENT):
+            assert await ctx.run_sync(dask_workers.exit_at, 0, 1) == 0
 
 
 def _fan(n: int, fail: int) -> dict[str, Any]:

@@ -180,13 +180,13 @@ def plan(document: Any, first: Any = 0, backend: Any = None) -> list[Any]:
             ),
             [1, 2],
         ),
-        # A fan: the chain goes on into one successor, the walker starts the rest.
+        # A fan: no chain, or its other successors would wait for it.
         (
             graph(
                 [method(0, "pid"), method(1, "identity"), method(2, "identity")],
                 [link(0, 1, (RV, "value")), link(0, 2, (RV, "value"))],
             ),
-            [1],
+            [],
         ),
         # A gap in the positional inputs: the walker reports it.
         (

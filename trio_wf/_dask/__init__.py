@@ -8,9 +8,10 @@ is installed and re-exports; the work is done in:
   together;
 - ``_cluster``: which schedulers are safe to reach, the private ``LocalCluster``,
   the client;
-- ``_context``: `DaskContext`, its ``run_sync``, chains of calls, and its
-  statistics;
+- ``_context``: `DaskContext`, its ``run_sync``, and its statistics;
 - ``_gather``: calls submitted, and their results gathered, in batches;
+- ``_fuse``: many calls at once share a few tasks, each for a time slice;
+- ``_chain_run``: a chain of calls in one task;
 - ``_kill``: kill-on-cancel: releasing a cancelled call, killing its worker;
 - ``_worker_side``: what is pickled to the workers, importable there by name.
 """

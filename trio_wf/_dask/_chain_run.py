@@ -132,7 +132,7 @@ class ChainRun:
             self._outcomes += [result] * missing
             self._durations += [None] * missing
             return
-        _, _, outcomes = result.unwrap()
+        outcomes = result.unwrap()
         self._outcomes += [loads_outcome(ok, blob) for ok, blob, _, _ in outcomes]
         self._durations += [ended - began for _, _, began, ended in outcomes]
         last = self._outcomes[-1]

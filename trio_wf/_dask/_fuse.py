@@ -95,7 +95,7 @@ def expand(
         if isinstance(result.error, distributed.KilledWorker):
             return [], shared.members
         return [(member, result) for member in shared.members], []
-    _, _, outcomes = result.unwrap()
+    outcomes = result.unwrap()
     delivered: list[tuple[C, outcome.Outcome[Any]]] = []
     for member, (ok, blob, _, _) in zip(shared.members, outcomes, strict=False):
         delivered.append((member, loads_outcome(ok, blob)))

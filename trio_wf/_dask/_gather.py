@@ -187,8 +187,9 @@ class Batches:
                     submission.waiter.set(each)
                 # Not reached in their slice: out again, unless cancelled.
                 rest = [s for s in rest if id(s) in target.waiting]
-                threads = worker_threads(self._client)
-                self._send(regroup(rest, len(delivered), threads))
+                if rest:
+                    threads = worker_threads(self._client)
+                    self._send(regroup(rest, len(delivered), threads))
 
         try:
             self._token.run_sync_soon(set_all)

@@ -4,13 +4,13 @@ On a Dask cluster, each node sent on its own costs a round trip through the
 client and the scheduler: for short nodes down a chain, more than the nodes
 themselves.  When a node starts, `plan_chain` finds the nodes its success
 alone will make run, one after the other; a backend with ``start_chain`` (a
-`trio_wf._dask.DaskContext`) gets them all at once, each taking its
-predecessor's result on the worker that holds it.  The walker still records
-each node in turn, as its outcome comes back: events, errors, timeouts and
-kill-on-cancel stay per node.
+`trio_wf._dask.DaskContext`) runs them in one task, each taking its
+predecessor's result.  The walker still records each node in turn, as its
+outcome comes back: events, errors, timeouts and kill-on-cancel stay per node.
 
 Node ``j`` follows node ``a`` in a chain only if nothing but ``a``'s success can
-decide it: both run outside loops, are ``method`` nodes with no cache, no
+decide it, and ``a`` decides no other node (those would wait for the chain's
+outcomes): both run outside loops, are ``method`` nodes with no cache, no
 ewoks settings and no ``force_start_node``, every link into ``j`` comes from
 ``a`` and fires whenever ``a`` succeeds (no condition, not ``on_error``), and
 its data can be made on the worker: ``return_value``, or all of ``a``'s
@@ -106,6 +106,10 @@ def _method(run: RunState, i: int) -> bool:
 
 def _next(run: RunState, a: int) -> Step | None:
     analysis = run.analysis
+    if len({analysis.targets[k] for k in analysis.out_links[a]}) != 1:
+        # Its outcome comes back with its chain's slice: the other nodes it
+        # decides would wait for the nodes chained after it.
+        return None
     for k in analysis.out_links[a]:
         j = analysis.targets[k]
         if not _method(run, j) or run.status[j] is not NodeStatus.PENDING:
