@@ -29,7 +29,8 @@ TASKS = "tests.workflow.tasks"
 
 
 async def _run_all(ctx: Any, fn: Any, args: list[Any], **options: Any) -> list[Any]:
-    """``fn(arg)`` for each arg, all at once: each result, or its exception."""
+    """``fn(*each)`` for each tuple of ``args``, all at once: its result, or its
+    exception."""
     results: list[Any] = [None] * len(args)
 
     async def call(n: int) -> None:
