@@ -106,7 +106,7 @@ def main(rounds: int, fan_size: int, chain_size: int) -> None:
             nodes = len(graph["nodes"])
 
             async def on_context(graph: dict[str, Any] = graph) -> list[float]:
-                async with trio_wf.open_dask_context(address) as ctx:
+                async with trio_wf.open_dask_context(address, share_tasks=True) as ctx:
                     await aexecute_graph(graph, context=ctx)
                     times = []
                     for _ in range(rounds):

@@ -1,8 +1,10 @@
 """Contract tests of calls that share Dask tasks (`trio_wf._dask._fuse`), on real
 LocalClusters: many calls at once, fans and chains of workflow nodes.
 
-Each call keeps its own result, error and events; calls a task's time slice did
-not reach go out again; a cancellation still kills what runs.
+Contexts share tasks only when opened with ``share_tasks=True`` (as the
+workflow engine's are).  Each call keeps its own result, error and events; calls
+a task's time slice did not reach go out again; a cancellation of all of a
+task's calls kills what runs.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ async def test_many_calls_at_once_share_tasks_and_keep_their_own_outcomes(
 ) -> None:
     """40 calls on 2 workers run in fewer tasks; a call that raises, and one
     whose result cannot be pickled, fail alone."""
-    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
         with trio.fail_after(30):
             results = await _run_all(
                 ctx, dask_workers.task_key_or_fail, [(n,) for n in range(40)]
@@ -67,11 +71,28 @@ async def test_many_calls_at_once_share_tasks_and_keep_their_own_outcomes(
         assert ctx.statistics().running_calls == 0
 
 
+async def test_calls_share_tasks_only_when_the_context_allows_it(
+    cluster: Any,
+) -> None:
+    """By default each call is a task of its own: a cancelled call never
+    starts, and one that kills its worker takes no other call with it."""
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        with trio.fail_after(30):
+            results = await _run_all(
+                ctx, dask_workers.task_key, [(n,) for n in range(20)]
+            )
+    keys = [key for _, key in results]
+    assert len(set(keys)) == 20
+    assert not any(key.startswith("shared-") for key in keys)
+
+
 async def test_calls_a_slice_did_not_reach_go_out_again(cluster: Any) -> None:
     """Calls longer than a slice: each shared task runs its first call only,
     and the others run in tasks of their own, with the right results."""
     seconds = SLICE * 1.5
-    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
         with trio.fail_after(30):
             results = await _run_all(
                 ctx, dask_workers.task_key, [(n, seconds) for n in range(8)]
@@ -91,7 +112,9 @@ async def test_cancelling_calls_that_share_a_task_kills_it(
     """kill_on_cancel: once every call of a shared task is cancelled, the
     worker that runs it is killed, and nothing runs on the cluster."""
     started = manager.Event()
-    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+    async with trio_wf.open_dask_context(
+        n_workers=1, cluster_options=SMALL, share_tasks=True
+    ) as ctx:
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
@@ -113,7 +136,9 @@ async def test_cancelling_calls_that_share_a_task_kills_it(
 async def test_a_call_that_kills_its_worker_fails_alone() -> None:
     """A call that kills the worker of the task it shares, or of its chain's:
     it alone fails, with the worker named; the others run again and succeed."""
-    async with trio_wf.open_dask_context(n_workers=1, cluster_options=SMALL) as ctx:
+    async with trio_wf.open_dask_context(
+        n_workers=1, cluster_options=SMALL, share_tasks=True
+    ) as ctx:
         with trio.fail_after(2 * dask_scenarios.REPLACEMENT):
             results = await _run_all(
                 ctx, dask_workers.exit_at, [(n, 1) for n in range(6)]
@@ -179,7 +204,9 @@ async def test_a_fan_of_nodes_on_dask_keeps_per_node_events_and_errors(
     """A fan of 20 nodes shares tasks: each node's events, on a worker, and a
     failing node reported as itself while the others succeed."""
     events: list[Any] = []
-    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
         results = await aexecute_graph(
             _fan(20, fail=5),
             context=ctx,
@@ -198,6 +225,30 @@ async def test_a_fan_of_nodes_on_dask_keeps_per_node_events_and_errors(
     assert all(e.worker_pid not in (None, os.getpid()) for e in ends)
 
 
+async def test_a_run_on_a_scheduler_address_shares_tasks(cluster: Any) -> None:
+    """The engine's own context (``scheduler=ADDRESS``) shares tasks: its
+    nodes are cancelled only together, with the run."""
+    nodes = [
+        {
+            "id": n,
+            "task_type": "method",
+            "task_identifier": "tests.dask_workers.task_key",
+            "default_inputs": [{"name": "n", "value": n}],
+        }
+        for n in range(20)
+    ]
+    with trio.fail_after(60):
+        results = await aexecute_graph(
+            {"graph": {"id": "fan"}, "nodes": nodes, "links": []},
+            scheduler=cluster.scheduler_address,
+            outputs=[{"all": True}],
+            merge_outputs=False,
+        )
+    keys = [results[n]["return_value"][1] for n in range(20)]
+    assert [results[n]["return_value"][0] for n in range(20)] == list(range(20))
+    assert any(key.startswith("shared-") for key in keys)
+
+
 async def test_a_chain_longer_than_a_slice_runs_on_in_the_next(cluster: Any) -> None:
     """A chain of nodes longer than a slice: the rest goes out again, from the
     last node that ran, with the same results and events in order."""
@@ -209,7 +260,9 @@ async def test_a_chain_longer_than_a_slice_runs_on_in_the_next(cluster: Any) -> 
     links = [{"source": i, "target": i + 1, "data_mapping": mapping} for i in range(3)]
     graph = {"graph": {"id": "sleepers"}, "nodes": nodes, "links": links}
     events: list[Any] = []
-    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
         with trio.fail_after(30):
             results = await aexecute_graph(graph, context=ctx, on_event=events.append)
         assert ctx.statistics().running_calls == 0

@@ -81,11 +81,13 @@ class DaskContext:
         scheduler_address: the scheduler's address.
     """
 
-    def __init__(self, client: Any, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self, client: Any, token: trio.lowlevel.TrioToken, *, share_tasks: bool = False
+    ) -> None:
         self.client = client
         self.scheduler_address: str = client.scheduler.address
         self._token = token
-        self._batches = Batches(client, token)
+        self._batches = Batches(client, token, share=share_tasks)
         self._running = 0
         self._closed = False
 

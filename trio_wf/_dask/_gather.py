@@ -55,9 +55,13 @@ _Target = Waiter | Shared[Submission]
 class Batches:
     """Submits a client's calls and gathers their results in batches, for Trio."""
 
-    def __init__(self, client: Any, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self, client: Any, token: trio.lowlevel.TrioToken, *, share: bool = False
+    ) -> None:
         self._client = client
         self._token = token
+        #: Whether calls made at once may share tasks (`._fuse`).
+        self._sharing = share
         self._pending: list[Submission] = []
         self._finished: list[tuple[Any, _Target]] = []
         self._gathering = False
@@ -96,8 +100,10 @@ class Batches:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if pending:
+        if pending and self._sharing:
             self._send(split(pending, worker_threads(self._client)))
+        elif pending:
+            self._send([[submission] for submission in pending])
 
     def _send(self, groups: list[list[Submission]]) -> None:
         """Submit each group as one task: a call alone, or calls that share it."""

@@ -33,6 +33,7 @@ async def open_dask_context(
     timeout: float = 30.0,  # noqa: ASYNC109, bounds Dask calls, as in Dask
     cluster_options: Mapping[str, Any] | None = None,
     connect_timeout: float = 4.0,
+    share_tasks: bool = False,
 ) -> AsyncIterator[DaskContext]:
     """Open a `~trio_wf._dask.DaskContext`: `run_sync` on a Dask cluster.
 
@@ -70,6 +71,14 @@ async def open_dask_context(
         connect_timeout: seconds allowed for reaching the scheduler at
             ``address`` (or the ``cluster``'s); a port where nothing listens
             fails at once.
+        share_tasks: let many calls made at once share a few Dask tasks, each
+            running its calls in turn for a slice of time, which saves Dask's
+            milliseconds per task on short calls (:ref:`dask-throughput`).  The
+            price: a cancelled call that shares a task is killed, or released,
+            only with the task's last waiting call (it may still start), and
+            when a call kills its worker, the task's other calls run again,
+            also those that had finished.  The workflow engine's own Dask
+            contexts share tasks; its runs are cancelled as a whole.
 
     Raises:
         ValueError: for an inconsistent choice of arguments, a ``retire``, or an
@@ -118,7 +127,9 @@ async def open_dask_context(
     context: DaskContext | None = None
     try:
         client = await trio.to_thread.run_sync(connection.connect)
-        context = DaskContext(client, trio.lowlevel.current_trio_token())
+        context = DaskContext(
+            client, trio.lowlevel.current_trio_token(), share_tasks=share_tasks
+        )
         yield context
     finally:
         if context is not None:

@@ -225,7 +225,9 @@ async def open_backend(
         await trio.lowlevel.checkpoint()
         yield SequentialBackend()
     elif backend is not None and kind == DASK:
-        async with trio_wf.open_dask_context(**backend.dask) as context:
+        # A run is cancelled as a whole, so its nodes may share Dask tasks.
+        options = {"share_tasks": True, **backend.dask}
+        async with trio_wf.open_dask_context(**options) as context:
             yield context
     else:
         worker_type = trio_wf.WorkerType(kind or "spawn")
