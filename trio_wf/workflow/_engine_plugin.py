@@ -20,6 +20,7 @@ from ewokscore.engine_interface import WorkflowEngine
 
 from ._execute import ExecuteOptions, execute_graph
 from ._load import load_graph
+from ._schedulers import START_METHODS
 
 #: Engine options passed on to `execute_graph` as they are.
 _OURS = (
@@ -35,7 +36,6 @@ _OURS = (
     "scheduler",
     "scheduler_options",
 )
-_START_METHODS = ("spawn", "forkserver", "fork")
 
 
 class TrioWorkflowEngine(WorkflowEngine):  # type: ignore[misc]
@@ -95,8 +95,8 @@ def engine_options(given: Mapping[str, Any]) -> ExecuteOptions:
     if pool_options:
         _refuse(f"pool_options {sorted(pool_options)}", "only context and max_workers")
     if context is not None:
-        if context not in _START_METHODS:
-            _refuse(f"context={context!r}", f"start methods are {_START_METHODS}")
+        if context not in START_METHODS:
+            _refuse(f"context={context!r}", f"start methods are {START_METHODS}")
         if options.pop("pool_type", "process") != "process":
             _refuse(f"context={context!r}", "it is the start method of processes")
         options["worker_type"] = context

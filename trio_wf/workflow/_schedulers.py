@@ -20,7 +20,8 @@ from .._util import quote
 #: The kind of backend that is a Dask cluster (`trio_wf.open_dask_context`).
 DASK: Final = "dask"
 
-_START_METHODS = ("spawn", "forkserver", "fork")
+#: The start methods of worker processes, as ewoksppf and ewoksdask name them.
+START_METHODS: Final = ("spawn", "forkserver", "fork")
 # open_dask_context's keywords that a scheduler_options mapping may carry, for
 # a private cluster and for a scheduler address; the rest of a "cluster"
 # mapping goes to LocalCluster, as ewoksdask's Client(**options) does.
@@ -58,9 +59,9 @@ def from_ewoksdask(scheduler: Any, options: Mapping[str, Any] | None) -> Backend
     rest = dict(options or {})
     if scheduler in (None, "multiprocessing"):
         context = rest.pop("context", "spawn")
-        if context not in _START_METHODS:
+        if context not in START_METHODS:
             _refuse(
-                f"context={quote(context)}", f"the start methods are {_START_METHODS}"
+                f"context={quote(context)}", f"the start methods are {START_METHODS}"
             )
         # ewoksdask's default; each node is one job here, nothing to chunk.
         if rest.pop("chunksize", 1) != 1:
