@@ -13,6 +13,7 @@ import pickle
 import select
 import signal
 import sys
+import time
 import types
 
 from ._protocol import (
@@ -40,6 +41,12 @@ if TYPE_CHECKING:
 
 # poll() takes milliseconds in a C int: wait at most ~24 days per call.
 _MAX_POLL_MS = 2**31 - 1
+# Seconds a worker keeps polling its job pipe after a job before it sleeps in
+# poll(): a sleeping worker sits on a halted (v)CPU, and waking it from the other
+# CPU costs more than the whole round trip (see docs/performance.rst, "Idle
+# latency").  The next call of a busy caller usually arrives within this window;
+# an idle worker spends at most this much CPU per job, then sleeps.
+SPIN = 50e-6
 _PR_SET_PDEATHSIG = 1
 
 
@@ -158,6 +165,12 @@ def _wait_for_job(
     """Return whether a job (or EOF) arrived within ``timeout`` seconds."""
     if reader.has_buffered():
         return True
+    spin = min(SPIN, timeout)
+    deadline = time.monotonic() + spin
+    while time.monotonic() < deadline:
+        if poller.poll(0):
+            return True
+    timeout -= spin
     if arena.needs_trim():
         # A run of large calls keeps the arena's memory (no page faults on the
         # next one); a worker left idle gives it back.

@@ -275,6 +275,20 @@ async def test_idle_worker_killed_externally_is_pruned(worker_type: WorkerType) 
             assert await ctx.run_sync(workers.pid) != victim
 
 
+async def test_idle_worker_sleeps(worker_type: WorkerType) -> None:
+    """A worker polls for its next job only briefly (SPIN), then sleeps: an idle
+    pool costs no CPU."""
+    async with trio_wf.open_worker_context(worker_type=worker_type) as ctx:
+        with trio.fail_after(20):
+            worker = psutil.Process(await ctx.run_sync(workers.pid))
+            before = worker.cpu_times()
+            await trio.sleep(0.3)  # a window to measure, not a synchronisation
+            after = worker.cpu_times()
+            assert worker.status() == psutil.STATUS_SLEEPING
+    busy = after.user + after.system - before.user - before.system
+    assert busy < 0.1, f"an idle worker used {busy:.3f} s of CPU in 0.3 s"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
