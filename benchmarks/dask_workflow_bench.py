@@ -74,6 +74,18 @@ def chain(n: int, task: str) -> dict[str, Any]:
     return {"graph": {"id": f"chain{n}"}, "nodes": nodes, "links": links}
 
 
+def local_cluster() -> distributed.LocalCluster:
+    """The benchmarks' cluster: 2 process workers of one thread, on loopback."""
+    return distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=50,
+    )
+
+
 def timed(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
@@ -89,14 +101,7 @@ def main(rounds: int, fan_size: int, chain_size: int) -> None:
         (f"chain {chain_size}, no-op", chain(chain_size, "noop"), None),
         (f"chain {chain_size}, 10 ms", chain(chain_size, "busy"), chain_size),
     ]
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=50,
-    ) as cluster:
+    with local_cluster() as cluster:
         address = cluster.scheduler_address
         print(f"LocalCluster of 2 workers, {os.cpu_count()} CPUs, ", end="")
         print("load " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
