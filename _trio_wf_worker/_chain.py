@@ -20,8 +20,8 @@ def run_after(
     defaults: Mapping[Any, Any],
     feeds: Sequence[tuple[Any, bool]],
     positional: int,
-    previous: tuple[int, Any],
-) -> tuple[int, Any]:
+    previous: tuple[int, Any, tuple[float, float]],
+) -> tuple[int, Any, tuple[float, float]]:
     """Run method task ``identifier`` on its defaults and its predecessor's result.
 
     ``previous`` is what `run_task` returned for the predecessor, a method node

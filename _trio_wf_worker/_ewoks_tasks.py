@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,8 +41,9 @@ def run_class_node(
     node_id: Any,
     node_attrs: dict[str, Any],
     settings: Settings | None,
-) -> tuple[int, dict[Any, Any], Any]:
-    """Run a ``class`` node: return ``(pid, outputs, task or None)``.
+) -> tuple[int, dict[Any, Any], Any, tuple[float, float]]:
+    """Run a ``class`` node: return ``(pid, outputs, task or None, span)``,
+    ``span`` as `run_task` gives it.
 
     An ewokscore ``Task`` subclass runs as ewokscore runs it (see
     `run_ewoks_node`); any other class follows trio_wf's own class protocol
@@ -72,8 +74,9 @@ def run_class_node(
         raise TypeError(msg)
     if settings is not None:
         inputs = dict(plain_values(inputs))
+    began = time.time()
     pid, outputs = run_class_task(identifier, inputs)
-    return pid, outputs, None
+    return pid, outputs, None, (began, time.time())
 
 
 def run_ewoks_node(
@@ -81,9 +84,10 @@ def run_ewoks_node(
     node_attrs: dict[str, Any],
     inputs: dict[Any, Any],
     settings: Settings | None,
-) -> tuple[int, dict[Any, Any], Any]:
+) -> tuple[int, dict[Any, Any], Any, tuple[float, float]]:
     """Instantiate and execute the node's ewokscore task; return
-    ``(pid, output transfer data, the task if asked for, else None)``.
+    ``(pid, output transfer data, the task if asked for else None, span)``,
+    ``span`` as `run_task` gives it.
 
     ``inputs`` are the node's default inputs updated with what its links
     carried (transfer data).  A failed task raises its own exception, not
@@ -92,6 +96,7 @@ def run_ewoks_node(
     from ewokscore.inittask import instantiate_task
 
     varinfo, execinfo, task_options, output_task = settings or (None, None, None, False)
+    began = time.time()
     task = instantiate_task(
         node_id,
         node_attrs,
@@ -104,10 +109,11 @@ def run_ewoks_node(
     if task.failed:
         raise task.exception
     outputs = task.get_output_transfer_data()
+    span = (began, time.time())
     if output_task:
         _make_tasks_picklable()
-        return os.getpid(), outputs, task
-    return os.getpid(), outputs, None
+        return os.getpid(), outputs, task, span
+    return os.getpid(), outputs, None, span
 
 
 def plain_values(values: Mapping[Any, Any]) -> Mapping[Any, Any]:

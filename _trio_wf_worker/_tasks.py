@@ -13,7 +13,12 @@ from typing import Any
 def run_task(
     identifier: str, args: tuple[Any, ...], kwargs: dict[str, Any], call: bool = True
 ) -> Any:
-    """Import the task ``identifier`` and return ``(pid, task(*args, **kwargs))``.
+    """Import the task ``identifier``; return ``(pid, task(*args, **kwargs), span)``.
+
+    ``span`` is ``(began, ended)``, the wall-clock times (``time.time()``) of
+    the task's run in this process: the parent places the run with them where
+    its backend cannot tell when a task reached its worker (a Dask cluster,
+    where it may wait in a task shared with other nodes).
 
     ``identifier`` is ``"package.module.function"`` or ``"/abs/file.py::function"``.
     With ``call=False`` the task itself is returned: the parent checks the
@@ -22,6 +27,7 @@ def run_task(
     of classes defined in it cannot be sent back to the parent).
     """
     import os
+    import time
 
     task = load_task(identifier)
     if not callable(task):
@@ -29,7 +35,9 @@ def run_task(
         raise TypeError(msg)
     if not call:
         return task
-    return os.getpid(), task(*args, **kwargs)
+    began = time.time()
+    value = task(*args, **kwargs)
+    return os.getpid(), value, (began, time.time())
 
 
 def load_task(identifier: str) -> Any:

@@ -9,8 +9,11 @@ task's calls kills what runs.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 from multiprocessing.managers import SyncManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,6 +226,46 @@ async def test_a_fan_of_nodes_on_dask_keeps_per_node_events_and_errors(
     assert all(kinds[i] == ["queued", "start", "end"] for i in range(21) if i != 5)
     ends = [e for e in events if e.kind == "end"]
     assert all(e.worker_pid not in (None, os.getpid()) for e in ends)
+
+
+async def test_the_trace_of_a_run_on_dask_shows_what_ran_where(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """A fan of 8 sleepers shares tasks on 2 workers, then a chain of 3: in the
+    trace, each node runs on its worker (not in this process), for the time it
+    slept, never two at once on a worker; the time a node waited in its task is
+    its wait for a worker."""
+    nap = 0.1
+    node = {"task_type": "method", "task_identifier": f"{TASKS}.sleep"}
+    nodes = [{"id": i, **node} for i in range(11)]
+    nodes[0]["default_inputs"] = [{"name": "seconds", "value": nap}]
+    mapping = [{"source_output": "return_value", "target_input": "seconds"}]
+    links = [{"source": 0, "target": i, "data_mapping": mapping} for i in range(1, 9)]
+    links += [{"source": i, "target": i + 1, "data_mapping": mapping} for i in (8, 9)]
+    trace_path = tmp_path / "run.json"
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
+        with trio.fail_after(30):
+            await aexecute_graph(
+                {"graph": {"id": "fan"}, "nodes": nodes, "links": links},
+                context=ctx,
+                trace=trace_path,
+            )
+    trace = json.loads(trace_path.read_text())
+    runs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert sorted(e["args"]["node"] for e in runs) == sorted(map(str, range(11)))
+    workers = {e["pid"] for e in runs}
+    assert trace["trio_wf"]["parent_pid"] not in workers
+    assert len(workers) <= 2
+    assert {e["tid"] for e in runs} == {0}
+    for event in runs:
+        assert nap * 1e6 <= event["dur"] < (nap + 0.25) * 1e6, event
+    for pid in workers:
+        spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in runs if e["pid"] == pid)
+        assert all(a[1] <= b[0] + 1 for a, b in itertools.pairwise(spans)), spans
+    # 8 nodes on 2 workers: some waited for one, in their shared task.
+    assert any(e["ph"] == "b" for e in trace["traceEvents"])
 
 
 async def test_a_run_on_a_scheduler_address_shares_tasks(cluster: Any) -> None:

@@ -69,7 +69,9 @@ async def test_a_chain_runs_as_one_with_the_same_results_and_events(
     autojump_clock: Any,
 ) -> None:
     """Five chained nodes: one chain, the walker's results, and each node's
-    start and end in order, one after the other."""
+    start and end in order, one after the other; a node's duration is the one
+    its worker measured (a call in this process, no virtual time), not the
+    second the chain took to hand it back."""
     events: list[NodeEvent] = []
     backend = Chains()
     results = await aexecute_graph(
@@ -84,7 +86,9 @@ async def test_a_chain_runs_as_one_with_the_same_results_and_events(
     assert [(e.kind, e.node_id) for e in events] == [
         (kind, i) for i in range(5) for kind in ("queued", "start", "end")
     ]
-    assert [e.duration for e in events if e.kind == "end"] == [1.0] * 5
+    durations = [e.duration for e in events if e.kind == "end"]
+    assert len(durations) == 5
+    assert all(duration is not None and duration < 0.5 for duration in durations)
 
 
 async def test_a_failing_node_ends_the_chain(autojump_clock: Any) -> None:

@@ -45,7 +45,12 @@ class NodeEvent:
             from the ``cache_dir`` of an earlier run instead (no other event
             then).  With a backend that cannot tell when a task reaches its
             worker (a Dask cluster, a backend of your own), ``"start"``
-            follows ``"queued"`` at once.
+            follows ``"queued"`` at once, and the ``"end"`` event of a task
+            run by a worker (any but ``script`` and ``ppfport`` nodes)
+            carries the times its worker measured: ``time`` when the task
+            returned there, ``duration`` how long it ran, ``queued`` how long
+            it waited after ``"queued"`` (the worker's clock, taken as now
+            where it is ahead of ours).
         node_id: the node's id.
         label: its display label.
         time: wall-clock time of the event, as ``time.time()`` gives it.

@@ -24,7 +24,7 @@ from ._errors import TaskInputError
 from ._events import EventCallback, NodeEvent, NodeStatus
 from ._graph import Graph, InputName
 from ._linkdata import conditions_hold, failure_data, node_inputs
-from ._tasks import TaskRunner
+from ._tasks import Ran, TaskRunner
 
 
 class RunState:
@@ -110,13 +110,12 @@ class RunState:
         self,
         i: int,
         inputs: dict[InputName, Any] | Exception,
-        outcome: Callable[[], Awaitable[tuple[dict[str, Any], int | None]]]
-        | None = None,
+        outcome: Callable[[], Awaitable[Ran]] | None = None,
     ) -> None:
         """Run node ``i``'s task; record its status, outputs or failure.
 
         With ``outcome``, the task already runs (as part of a chain, see
-        `._chains`): its outputs and pid are awaited from there instead.
+        `._chains`): what it gives is awaited from there instead.
         """
         node = self.nodes[i]
         self.status[i] = NodeStatus.RUNNING
@@ -151,11 +150,11 @@ class RunState:
                 raise inputs
             self.emit("queued", i)
             if outcome is None:
-                outputs, pid = await self.runner.run(node, inputs, on_start)
+                outputs, pid, span = await self.runner.run(node, inputs, on_start)
             else:
                 # Chained: it runs as soon as the node before it has ended.
                 on_start(None)
-                outputs, pid = await outcome()
+                outputs, pid, span = await outcome()
             if key is not None:
                 assert self.cache is not None
                 await self.cache.store(key, outputs)
@@ -182,7 +181,28 @@ class RunState:
                 self.keys[i] = key
             now = trio.current_time()
             started, _ = self.started.pop(i, (now, None))
-            self.emit("end", i, pid, now - started, queued=started - submitted)
+            if span is None:
+                self.emit("end", i, pid, now - started, queued=started - submitted)
+            else:
+                self._emit_end(i, pid, span, now - submitted)
+
+    def _emit_end(
+        self, i: int, pid: int | None, span: tuple[float, float], since_queued: float
+    ) -> None:
+        """Report the end of a run that its worker timed.
+
+        The backend could not tell when the task started (a Dask cluster,
+        where a node may wait in a task shared with others), so ``span``, the
+        wall-clock ``(began, ended)`` the worker measured, says when it ran.
+        A chained node may have run before it was queued here (its chain runs
+        ahead of the walker); a worker's clock ahead of ours is taken as now.
+        """
+        began, ended = span
+        duration = max(ended - began, 0.0)
+        now = time.time()
+        at = min(ended, now)
+        queued = max(at - duration - (now - since_queued), 0.0)
+        self.emit("end", i, pid, duration, queued=queued, at=at)
 
     def emit(
         self,
@@ -192,8 +212,10 @@ class RunState:
         duration: float | None = None,
         error: BaseException | None = None,
         queued: float | None = None,
+        at: float | None = None,
     ) -> None:
-        """Report a `NodeEvent` of node ``i`` to ``on_event``, if there is one."""
+        """Report a `NodeEvent` of node ``i`` to ``on_event``, if there is one
+        (``at``: its wall-clock time, if not now)."""
         if self.on_event is None:
             return
         node = self.nodes[i]
@@ -201,7 +223,7 @@ class RunState:
             kind,
             node.id,
             node.display_label,
-            time.time(),
+            time.time() if at is None else at,
             pid,
             duration,
             error,

@@ -37,6 +37,12 @@ from ._scripts import run_script
 
 PPFDICT = "_ppfdict"
 
+#: What running a node's task gives: its outputs, the pid of the worker that
+#: ran it (None if unknown), and, where the backend cannot tell when a task
+#: reached its worker, the wall-clock ``(began, ended)`` of its run there, as
+#: the worker measured it (None otherwise).
+Ran = tuple[dict[str, Any], int | None, tuple[float, float] | None]
+
 
 def resolve_here(node: Node) -> object:
     """Import the task in this process (trusted graphs only), as a worker would."""
@@ -126,8 +132,8 @@ class TaskRunner:
         node: Node,
         inputs: Mapping[InputName, Any],
         on_start: Callable[[int | None], object],
-    ) -> tuple[dict[str, Any], int | None]:
-        """Run ``node``'s task; return its outputs and the worker's pid.
+    ) -> Ran:
+        """Run ``node``'s task; return its outputs, the worker's pid, its span.
 
         ``on_start`` is called when the task reaches its worker, with the
         worker's pid (``None`` for tasks that run in this process).  A backend
@@ -142,30 +148,32 @@ class TaskRunner:
         if node.task_type == "ppfport":
             await trio.lowlevel.checkpoint()
             on_start(None)
-            return {PPFDICT: ppf_inputs(node, inputs)}, None
+            return {PPFDICT: ppf_inputs(node, inputs)}, None, None
         assert node.task_identifier is not None  # checked on load
         if node.task_type == "script":
             assert self.allow_scripts  # checked before the run
             if self.ewoks is not None:
                 inputs = plain_values(inputs)
-            return await run_script(node, inputs, self.limiter, on_start), None
+            return await run_script(node, inputs, self.limiter, on_start), None, None
         # method: f(*positional, **keywords); ppfmethod: f(**all inputs).
         if node.task_type == "method":
             args, kwargs = split_method_inputs(node, inputs)
         else:
             args, kwargs = (), ppf_inputs(node, inputs)
-        pid, result = await self._call(
+        pid, result, span = await self._call(
             on_start, EXECUTOR, node.task_identifier, args, kwargs
         )
+        if self._reports_start:
+            span = None  # the parent saw the task start: its own times hold
         if node.task_type == "method":
-            return {"return_value": result}, pid
+            return {"return_value": result}, pid, span
         if not isinstance(result, Mapping):
             msg = (
                 f"ppfmethod task {quote(node.task_identifier)} of node "
                 f"{quote(node.id)} must return a dict, got {type(result).__name__}"
             )
             raise TypeError(msg)
-        return {PPFDICT: {**kwargs, **result}}, pid
+        return {PPFDICT: {**kwargs, **result}}, pid, span
 
     async def _call(self, on_start: Callable[[int | None], object], *job: Any) -> Any:
         """``job`` on the backend, killed on cancellation, with ``on_start``
@@ -184,13 +192,13 @@ class TaskRunner:
         node: Node,
         inputs: Mapping[InputName, Any],
         on_start: Callable[[int | None], object],
-    ) -> tuple[dict[str, Any], int | None]:
+    ) -> Ran:
         """A class node (the worker tells an ewokscore Task from trio_wf's
         protocol), or any node of a run with ewoks settings."""
         attrs = node_attrs(node)
         if node.task_type == "class":
             assert node.task_identifier is not None  # checked on load
-            pid, outputs, task = await self._call(
+            pid, outputs, task, span = await self._call(
                 on_start,
                 run_class_node,
                 node.task_identifier,
@@ -200,9 +208,9 @@ class TaskRunner:
                 self._settings,
             )
         else:
-            pid, outputs, task = await self._call(
+            pid, outputs, task, span = await self._call(
                 on_start, run_ewoks_node, node.id, attrs, dict(inputs), self._settings
             )
         if task is not None:
             self.tasks[node.id] = task
-        return outputs, pid
+        return outputs, pid, None if self._reports_start else span

@@ -46,10 +46,6 @@ class TraceRecorder:
         self._origin: float | None = None
         self._runs: dict[str, list[dict[str, Any]]] = {}
         self._errors: dict[str, str] = {}
-        # Per worker process, which lanes are busy: a process that runs
-        # several tasks at once (threads) gets one lane per task.
-        self._busy: dict[int, set[int]] = {}
-        self._lane_of: dict[tuple[str, int], tuple[int, int]] = {}
         self._open: dict[tuple[str, int], dict[str, Any]] = {}
 
     def __call__(self, event: NodeEvent) -> None:
@@ -68,26 +64,23 @@ class TraceRecorder:
         elif event.kind == "start":
             run = self._open.setdefault(key, {**fresh, "queued": event.time})
             run["start"] = event.time
-            pid = os.getpid() if event.worker_pid is None else event.worker_pid
-            busy = self._busy.setdefault(pid, set())
-            lane = min(set(range(len(busy) + 1)) - busy)
-            busy.add(lane)
-            self._lane_of[key] = (pid, lane)
-            run["pid"], run["lane"] = pid, lane
+            run["pid"] = os.getpid() if event.worker_pid is None else event.worker_pid
         elif event.kind in ("end", "error", "cached"):
             run = self._open.pop(key, {}) or fresh
-            duration = event.duration or 0.0
-            run.setdefault("start", event.time - duration)
+            if "start" not in run or (
+                event.worker_pid is not None and run["pid"] != event.worker_pid
+            ):
+                # No start, or one reported before the task reached its worker
+                # (Dask): the run lasted its duration up to this event, whose
+                # times are then the ones its worker measured.
+                run["start"] = event.time - (event.duration or 0.0)
             run.setdefault("queued", run["start"] - (event.queued or 0.0))
             run["end"] = event.time
             run["outcome"] = {"end": "succeeded", "error": "failed"}.get(
                 event.kind, "cached"
             )
             if event.worker_pid is not None:
-                run.setdefault("pid", event.worker_pid)
-            if key in self._lane_of:
-                pid, lane = self._lane_of.pop(key)
-                self._busy[pid].discard(lane)
+                run["pid"] = event.worker_pid
             if event.error is not None:
                 error = event.error
                 self._errors[node] = format_user_traceback(error)
@@ -126,7 +119,9 @@ class TraceRecorder:
             _metadata("process_name", parent, 0, "trio-wf (waiting for a worker)")
         ]
         lanes: set[tuple[int, int]] = set()
-        for number, run in enumerate(r for items in runs.values() for r in items):
+        every_run = [run for items in runs.values() for run in items]
+        _assign_lanes(every_run, parent)
+        for number, run in enumerate(every_run):
             args = {"node": run["node"], "outcome": run["outcome"]}
             if "error" in run:
                 args["error"] = run["error"]
@@ -138,7 +133,7 @@ class TraceRecorder:
                 events.append({**wait, "ph": "e", "ts": _us(start, origin)})
             if run["start"] is None:
                 continue
-            pid, lane = run.get("pid", parent), run.get("lane", 0)
+            pid, lane = run.get("pid") or parent, run["lane"]
             lanes.add((pid, lane))
             events.append(
                 {
@@ -194,6 +189,22 @@ class TraceRecorder:
         with open(path, "w", encoding="utf-8") as file:
             json.dump(document, file, default=repr)
             file.write("\n")
+
+
+def _assign_lanes(runs: list[dict[str, Any]], parent: int) -> None:
+    """Give each run that started the first ``lane`` of its process (the
+    parent's, if it has no ``pid``) free from its start on: a process that runs
+    several tasks at once (threads) gets one lane per task."""
+    ends: dict[int, list[float]] = {}
+    started = [run for run in runs if run.get("start") is not None]
+    for run in sorted(started, key=lambda run: run["start"]):
+        lanes = ends.setdefault(run.get("pid") or parent, [])
+        free = [n for n, end in enumerate(lanes) if end <= run["start"]]
+        run["lane"] = free[0] if free else len(lanes)
+        if free:
+            lanes[run["lane"]] = run["end"]
+        else:
+            lanes.append(run["end"])
 
 
 def _graph_summary(graph: Graph) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ._events import NodeStatus
 from ._graph import InputName
 from ._loops import run_rounds
 from ._state import RunState
+from ._tasks import Ran
 
 
 class Run(RunState):
@@ -111,23 +112,22 @@ class Run(RunState):
             finally:
                 chain.close()
 
-    async def _chained_outputs(
-        self, chain: Any, n: int, i: int
-    ) -> tuple[dict[str, Any], int | None]:
-        """Chained method node ``i``'s outputs and pid, as `TaskRunner.run`
-        returns them.
+    async def _chained_outputs(self, chain: Any, n: int, i: int) -> Ran:
+        """Chained method node ``i``'s outputs, pid and span, as
+        `TaskRunner.run` returns them.
 
-        The calls of a chain come back in batches: its duration is the one
-        the chain measured where it ran, not the time since the node before
-        it came back.
+        The calls of a chain come back in batches: a node's times are the ones
+        measured where it ran (its span; for a failed one, the duration the
+        chain measured), not the time since the node before it came back.
         """
         try:
-            pid, value = await chain.result(n)
-        finally:
+            pid, value, span = await chain.result(n)
+        except BaseException:
             ran = chain.duration(n)
             if ran is not None and i in self.started:
                 self.started[i] = (trio.current_time() - ran, self.started[i][1])
-        return {"return_value": value}, pid
+            raise
+        return {"return_value": value}, pid, span
 
     def _settle(self, first: int) -> None:
         """Settle the outgoing links of a decided node, and what that decides.
