@@ -268,6 +268,37 @@ async def test_the_trace_of_a_run_on_dask_shows_what_ran_where(
     assert any(e["ph"] == "b" for e in trace["traceEvents"])
 
 
+async def test_class_nodes_on_dask_end_with_their_worker_times(cluster: Any) -> None:
+    """Class nodes on Dask, more at once than workers: each end event has the
+    worker's pid and the time it ran there, not its wait for a worker."""
+    nap = 0.1
+    nodes = [
+        {
+            "id": i,
+            "task_type": "class",
+            "task_identifier": f"{TASKS}.Nap",
+            "default_inputs": [{"name": "seconds", "value": nap}],
+        }
+        for i in range(6)
+    ]
+    events: list[Any] = []
+    async with trio_wf.open_dask_context(
+        cluster.scheduler_address, share_tasks=True
+    ) as ctx:
+        with trio.fail_after(30):
+            await aexecute_graph(
+                {"graph": {"id": "naps"}, "nodes": nodes, "links": []},
+                context=ctx,
+                on_event=events.append,
+            )
+    ends = [e for e in events if e.kind == "end"]
+    assert len(ends) == 6
+    assert all(e.worker_pid not in (None, os.getpid()) for e in ends)
+    assert all(nap <= e.duration < nap + 0.25 for e in ends), ends
+    # 6 naps on 2 workers: some waited for one.
+    assert max(e.queued for e in ends) >= nap
+
+
 async def test_a_run_on_a_scheduler_address_shares_tasks(cluster: Any) -> None:
     """The engine's own context (``scheduler=ADDRESS``) shares tasks: its
     nodes are cancelled only together, with the run."""

@@ -142,6 +142,19 @@ class Accumulate:
         self.outputs["done"] = self.outputs.value >= self.inputs.get("limit", 3)
 
 
+class Nap:
+    """A class task: sleeps ``seconds``, outputs them."""
+
+    input_names = ("seconds",)
+    output_names = ("seconds",)
+    inputs: Any
+    outputs: Any
+
+    def run(self) -> None:
+        time.sleep(self.inputs.seconds)
+        self.outputs.seconds = self.inputs.seconds
+
+
 class ForgetsAnOutput(Accumulate):
     def run(self) -> None:
         self.outputs.value = 0
