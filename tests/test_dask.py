@@ -33,7 +33,10 @@ from trio_wf.workflow import WorkflowExecutionError, aexecute_graph, execute_gra
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.usefixtures("quiet_dask")
 
-from trio_wf._dask._cluster import check_secure  # noqa: E402, needs distributed
+from trio_wf._dask._cluster import (  # noqa: E402, needs distributed
+    SEND_INTERVAL,
+    check_secure,
+)
 
 GRAPHS = Path(__file__).parents[1] / "examples" / "graphs"
 
@@ -65,6 +68,17 @@ async def test_round_trip_on_a_shared_cluster(cluster: Any) -> None:
 
 async def _collect(ctx: Any, pids: set[int], limiter: trio.CapacityLimiter) -> None:
     pids.add(await ctx.run_sync(os.getpid, limiter=limiter))
+
+
+async def test_the_client_sends_to_the_scheduler_within_2_ms(cluster: Any) -> None:
+    """Dask's client batches messages for 10 ms; the context's client for 2.
+
+    This checks that the setting reached the client, so that a Dask release
+    which changes its ``BatchedSend`` shows here (its calls would still work).
+    """
+    async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
+        assert await ctx.run_sync(workers.add, 1, 2) == 3  # after the change
+        assert ctx.client.scheduler_comm.interval == SEND_INTERVAL
 
 
 async def test_async_function_refused(cluster: Any) -> None:
