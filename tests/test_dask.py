@@ -35,6 +35,7 @@ pytestmark = pytest.mark.usefixtures("quiet_dask")
 
 from trio_wf._dask._cluster import (  # noqa: E402, needs distributed
     SEND_INTERVAL,
+    _close_client,
     check_secure,
 )
 
@@ -79,6 +80,25 @@ async def test_the_client_sends_to_the_scheduler_within_2_ms(cluster: Any) -> No
     async with trio_wf.open_dask_context(cluster.scheduler_address) as ctx:
         assert await ctx.run_sync(workers.add, 1, 2) == 3  # after the change
         assert ctx.client.scheduler_comm.interval == SEND_INTERVAL
+
+
+def test_a_client_whose_close_fails_leaves_no_loop_behind(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask's close can fail after a lost scheduler (a race of its reconnection,
+    seen in test_dask_cli's lost-scheduler test); the error is raised, and the
+    client's loop and its thread are stopped all the same (the leak check sees
+    its epoll descriptor otherwise)."""
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+
+    async def failing_close(fast: bool = False) -> None:
+        raise ValueError("IOStream is not idle; cannot convert to SSL")
+
+    monkeypatch.setattr(client, "_close", failing_close)
+    with pytest.raises(ValueError, match="not idle"):
+        _close_client(client, 5.0)
+    assert client.status == "closed"
+    assert client.loop.asyncio_loop.is_closed()
 
 
 async def test_async_function_refused(cluster: Any) -> None:

@@ -226,6 +226,23 @@ def _close_quietly(*closers: Callable[[], object]) -> None:
             pass
 
 
+def _close_client(client: Any, timeout: float) -> None:
+    """``client.close``, which leaves no event loop thread behind if it fails.
+
+    Once its scheduler is lost, a Dask client tries to reconnect, and an error
+    of that attempt (seen over TLS: "IOStream is not idle") can end its close,
+    before the close stops the client's loop and its thread.
+    """
+    try:
+        client.close(timeout=timeout)
+    except Exception:
+        runner = getattr(client, "_loop_runner", None)
+        if runner is not None:
+            runner.stop()
+        client.status = "closed"  # its __del__ must not close it again
+        raise
+
+
 class Connection:
     """A client of a cluster, and the private cluster it may have started.
 
@@ -307,7 +324,7 @@ class Connection:
         if client is not None and self._plugin_registered and not self._owns_cluster:
             closers.append(lambda: client.unregister_worker_plugin(self._plugin_name))
         if client is not None:
-            closers.append(lambda: client.close(timeout=self._timeout))
+            closers.append(lambda: _close_client(client, self._timeout))
         if cluster is not None:
             closers.append(lambda: cluster.close(timeout=self._timeout))
         _close_quietly(*closers)
